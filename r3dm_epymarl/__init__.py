@@ -1,0 +1,25 @@
+"""R3DM, ACORM and CDS for EPyMARL-family hosts.
+
+Importing this package imports no host module and no torch: `register()` does the host work lazily,
+so `r3dm-epymarl --help` and the entry point stay cheap and work before a host is installed.
+"""
+
+__version__ = "0.1.0"
+
+
+def register(host=None):
+    """Add the plug-in's components to the running host's registries; return the config dir.
+
+    Idempotent. `host` is "epymarl", "pymarlzooplus" or None (detect). This is the
+    `epymarl.plugins` entry point the patched EPyMARL `main.py` calls.
+    """
+    from r3dm_epymarl.registry import register as _register
+
+    return str(_register(host))
+
+
+def config_dir():
+    """Directory holding `algs/*.yaml` and `envs/*.yaml` in the host's format."""
+    from r3dm_epymarl.paths import config_dir as _config_dir
+
+    return _config_dir()

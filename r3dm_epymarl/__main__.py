@@ -1,0 +1,4 @@
+from r3dm_epymarl.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

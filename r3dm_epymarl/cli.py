@@ -1,0 +1,99 @@
+"""`r3dm-epymarl`: run (launcher), install (patch a checkout), configs (list what is offered)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from r3dm_epymarl import __version__
+from r3dm_epymarl.errors import UserError
+
+RUN_EXAMPLE = ("r3dm-epymarl run --config=r3dm_qmix --env-config=gymma "
+               "with env_args.key=lbforaging:Foraging-8x8-2p-3f-v3 env_args.time_limit=50")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="r3dm-epymarl", description="R3DM, ACORM and CDS for EPyMARL and PyMARLzoo+.")
+    parser.add_argument("--version", action="version", version=f"r3dm-epymarl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train or evaluate through a host, plug-in registered",
+                         description="Everything after the options below goes to the host, e.g. "
+                                     + RUN_EXAMPLE)
+    run.add_argument("--epymarl", metavar="PATH", help="an EPyMARL checkout (default: $EPYMARL_PATH)")
+    run.add_argument("--host", choices=["epymarl", "pymarlzooplus"],
+                     help="force a host (default: EPyMARL when a checkout is given, else PyMARLzoo+)")
+    run.add_argument("--results-dir", metavar="DIR",
+                     help="PyMARLzoo+ only: where results/ goes (default: current directory)")
+    run.add_argument("host_args", nargs=argparse.REMAINDER, help="--config=ALG --env-config=ENV with k=v ...")
+
+    install = sub.add_parser("install", help="patch an EPyMARL checkout to load plug-ins")
+    install.add_argument("path", help="the checkout (the folder holding src/main.py)")
+    install.add_argument("--check", action="store_true", help="report the patch state, change nothing")
+
+    configs = sub.add_parser("configs", help="list the algorithm and env configs the plug-in adds")
+    configs.add_argument("--keys", action="store_true", help="also list each algorithm's typed keys")
+    return parser
+
+
+def _install(args) -> int:
+    from r3dm_epymarl.hosts.epymarl import install_patches
+
+    outcomes = install_patches(args.path, check=args.check)
+    for patch, outcome in outcomes:
+        print(f"{patch}: {outcome}")
+    if args.check and any(outcome != "applied" for _, outcome in outcomes):
+        return 1
+    return 0
+
+
+def _configs(args) -> int:
+    from r3dm_epymarl.paths import config_dir
+    from r3dm_epymarl.registry import ALGORITHMS
+
+    for algo in ALGORITHMS.values():
+        print(f"{algo.name:12s} learner={algo.learner} mac={algo.mac} agent={algo.agent} mixer={algo.mixer}"
+              + (f"  ({algo.notes})" if algo.notes else ""))
+        if args.keys:
+            for key, spec in algo.load_schema().items():
+                print(f"    {key:28s} {spec.type.__name__:6s} {spec.doc}")
+    envs = sorted(p.stem for p in (config_dir() / "envs").glob("*.yaml"))
+    print("env configs:", ", ".join(envs) if envs else "(host's own)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # sacred 0.8 imports pkg_resources; the pin setuptools<81 keeps it working, the warning is noise.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    parser = _parser()
+    # Host flags (--config=..., --env-config=...) are not the launcher's: keep them, in order.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        if args.command == "run":
+            from r3dm_epymarl.launcher import launch
+
+            host_args = [a for a in unknown + args.host_args if a != "--"]
+            launch(host_args, args.host, args.epymarl, args.results_dir)
+            return 0
+        if args.command == "install":
+            return _install(args)
+        return _configs(args)
+    except Exception as exc:  # a user-fixable error anywhere in the chain: one line, no traceback
+        user_error = _user_error(exc)
+        if user_error is None:
+            raise
+        print(f"r3dm-epymarl: error: {user_error}", file=sys.stderr)
+        return 2
+
+
+def _user_error(exc: BaseException | None) -> UserError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -1,0 +1,55 @@
+"""Strict, typed views of EPyMARL's `args` namespace.
+
+The published R3DM code parsed booleans with `type=bool`, so "False" meant True. Here every key an
+algorithm reads is declared with a type, and a wrong type stops the run before training starts,
+naming the key and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from r3dm_epymarl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type  # bool, int, float or str
+    doc: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    nullable: bool = False
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def check_key(name: str, value: Any, key: Key, where: str) -> None:
+    if value is None and key.nullable:
+        return
+    if not _type_ok(value, key.type):
+        hint = "true or false (unquoted)" if key.type is bool else f"a {key.type.__name__}"
+        raise ConfigError(f"{where}: config key '{name}' must be {hint}, got {value!r} "
+                          f"({type(value).__name__}); set {name}=<{key.type.__name__}> in the YAML or after `with`")
+    if key.choices is not None and value not in key.choices:
+        raise ConfigError(f"{where}: config key '{name}' is {value!r}; choose one of {list(key.choices)}")
+    if key.minimum is not None and value < key.minimum:
+        raise ConfigError(f"{where}: config key '{name}' is {value!r}; it must be >= {key.minimum}")
+
+
+def validate(config, schema: dict[str, Key], where: str) -> None:
+    """Check `config` (a dict or an args namespace) against `schema`; raise ConfigError on the first bad key."""
+    get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
+    missing = object()
+    for name, key in schema.items():
+        value = get(name, missing)
+        if value is missing:
+            raise ConfigError(f"{where}: config key '{name}' is missing ({key.doc}); add it to the algs YAML")
+        check_key(name, value, key, where)

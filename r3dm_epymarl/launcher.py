@@ -1,0 +1,100 @@
+"""Launch a host run with the plug-in registered: resolve config names, check them, hand over.
+
+`python -m r3dm_epymarl run [--epymarl PATH | --host NAME] --config=ALG --env-config=ENV with k=v ...`
+Everything after the launcher's own options goes to the host untouched, except that a config name
+the host does not ship is rewritten to the plug-in's YAML (an absolute path, which both hosts accept).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from r3dm_epymarl.errors import UserError
+from r3dm_epymarl.paths import config_dir
+
+_FLAGS = {"--config": "algs", "--env-config": "envs"}
+
+
+def available(host, subfolder: str) -> list[str]:
+    names = {p.stem for d in (host.config_dir, config_dir()) for p in (d / subfolder).glob("*.yaml")}
+    return sorted(names)
+
+
+def _find(host, subfolder: str, name: str) -> Path | None:
+    if os.path.isabs(name):
+        path = Path(name + ".yaml")
+        return path if path.is_file() else None
+    for root in (host.config_dir, config_dir()):  # the host's own configs win, as in the patch
+        path = root / subfolder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_configs(host, argv: list[str]) -> tuple[list[str], dict[str, Path]]:
+    """Rewrite --config/--env-config to files the host can open; fail early on unknown names."""
+    out, found = [], {}
+    for arg in argv:
+        flag, eq, name = arg.partition("=")
+        if flag in _FLAGS and eq:
+            subfolder = _FLAGS[flag]
+            path = _find(host, subfolder, name)
+            if path is None:
+                raise UserError(f"unknown {flag} '{name}': choose one of {', '.join(available(host, subfolder))}")
+            found[flag] = path
+            arg = f"{flag}={path.with_suffix('')}" if path.parent.parent != host.config_dir else arg
+        out.append(arg)
+    for flag in _FLAGS:
+        if flag not in found:
+            raise UserError(f"missing {flag}=NAME (e.g. --config=acorm --env-config=gymma)")
+    return out, found
+
+
+def _load(path: Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
+    """default.yaml <- env YAML <- alg YAML <- `with` updates, as the hosts merge them."""
+    from sacred.arg_parser import get_config_updates
+
+    config = _load(host.config_dir / "default.yaml")
+    _merge(config, _load(found["--env-config"]))
+    _merge(config, _load(found["--config"]))
+    updates = argv[argv.index("with") + 1:] if "with" in argv else []
+    config_updates, _ = get_config_updates([u for u in updates if "=" in u])
+    return _merge(config, config_updates)
+
+
+def preflight(config: dict) -> None:
+    """Validate a plug-in algorithm's keys before any host code runs (no training time spent)."""
+    from r3dm_epymarl.config import validate
+    from r3dm_epymarl.registry import ALGORITHMS
+
+    for algo in ALGORITHMS.values():
+        if config.get("learner") == algo.learner:
+            validate(config, algo.load_schema(), where=f"--config={config.get('name', algo.name)}")
+
+
+def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
+           results_dir: str | None = None) -> None:
+    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.registry import register
+
+    host = get_host(host_name, epymarl_path)
+    host_argv, found = resolve_configs(host, argv)
+    preflight(merged_config(host, host_argv, found))
+    register(host)
+    host.run(host_argv, results_dir=results_dir)

@@ -1,0 +1,107 @@
+"""What the plug-in offers: every algorithm declared once, every component under a namespaced key.
+
+`COMPONENTS[kind][key]` is "module:attr" for plug-in code, or "host:<key>" to expose one of the host's
+own components under the plug-in's name. `ALGORITHMS` ties a `--config` name to its YAML, its parts
+and the schema of keys its code reads; a test checks each YAML against its declaration.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from r3dm_epymarl.errors import UserError
+
+HOST_PREFIX = "host:"
+
+COMPONENTS: dict[str, dict[str, str]] = {
+    "learners": {
+        # QMIX's learner as the host ships it, reached through the plug-in's registry: the baseline
+        # run on the very same runner, buffer and evaluation protocol as the plug-in's algorithms.
+        "r3dm_q_learner": HOST_PREFIX + "q_learner",
+    },
+    "controllers": {},
+    "agents": {},
+    "mixers": {},
+    "envs": {},
+}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str  # the --config name, the YAML file stem and the YAML's `name:`
+    learner: str
+    mac: str
+    agent: str
+    mixer: str | None
+    schema: str | None = None  # "module:attr" of the Key schema its code validates, if any
+    notes: str = field(default="", compare=False)
+
+    @property
+    def yaml_path(self) -> Path:
+        from r3dm_epymarl.paths import config_dir
+
+        return config_dir() / "algs" / f"{self.name}.yaml"
+
+    def load_schema(self) -> dict:
+        return _resolve(self.schema) if self.schema else {}
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("r3dm_qmix", learner="r3dm_q_learner", mac="basic_mac", agent="rnn", mixer="qmix",
+                  notes="host QMIX through the plug-in's registry and config dir"),
+    )
+}
+
+
+class RegistrationError(UserError):
+    pass
+
+
+def _resolve(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# host name -> {(kind, key): the object registered}; makes register() idempotent per host.
+_REGISTERED: dict[str, dict[tuple[str, str], object]] = {}
+
+
+def register(host=None) -> Path:
+    """Add every component to the host's registries (see r3dm_epymarl.register)."""
+    from r3dm_epymarl.hosts import Host, get_host
+    from r3dm_epymarl.paths import config_dir
+
+    host = host if isinstance(host, Host) else get_host(host)
+    done = _REGISTERED.setdefault(host.name, {})
+    plan = []
+    for kind, entries in COMPONENTS.items():
+        registry = host.registry(kind)
+        for key, target in entries.items():
+            obj = done.get((kind, key))
+            if obj is None:
+                if target.startswith(HOST_PREFIX):
+                    obj = registry_of_host(host, kind, target[len(HOST_PREFIX):])
+                else:
+                    obj = host.adapt(kind, _resolve(target))
+            existing = registry.get(key)
+            if existing is not None and existing is not obj:
+                raise RegistrationError(
+                    f"cannot register {kind} key '{key}': the {host.name} registry already holds "
+                    f"{getattr(existing, '__module__', '?')}.{getattr(existing, '__qualname__', existing)}; "
+                    "another plug-in uses the same name (uninstall one of them)")
+            plan.append((registry, kind, key, obj))
+    # All checks passed: only now touch the host's registries, so a refusal leaves them unchanged.
+    for registry, kind, key, obj in plan:
+        registry[key] = obj
+        done[(kind, key)] = obj
+    return config_dir()
+
+
+def registry_of_host(host, kind: str, key: str):
+    registry = host.registry(kind)
+    if key not in registry:
+        raise RegistrationError(f"host {host.name} has no {kind} entry '{key}'")
+    return registry[key]
