@@ -24,8 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epymarl", metavar="PATH", help="an EPyMARL checkout (default: $EPYMARL_PATH)")
     run.add_argument("--host", choices=["epymarl", "pymarlzooplus"],
                      help="force a host (default: EPyMARL when a checkout is given, else PyMARLzoo+)")
-    run.add_argument("--results-dir", metavar="DIR",
-                     help="PyMARLzoo+ only: where results/ goes (default: current directory)")
+    run.add_argument("--base-dir", metavar="DIR",
+                     help="PyMARLzoo+ only: results/ is created inside DIR (default: the current directory)")
     run.add_argument("host_args", nargs=argparse.REMAINDER, help="--config=ALG --env-config=ENV with k=v ...")
 
     install = sub.add_parser("install", help="patch an EPyMARL checkout to load plug-ins")
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             from r3dm_epymarl.launcher import launch
 
             host_args = [a for a in unknown + args.host_args if a != "--"]
-            launch(host_args, args.host, args.epymarl, args.results_dir)
+            launch(host_args, args.host, args.epymarl, args.base_dir)
             return 0
         if args.command == "install":
             return _install(args)

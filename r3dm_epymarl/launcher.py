@@ -89,7 +89,7 @@ def preflight(config: dict) -> None:
 
 
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
-           results_dir: str | None = None) -> None:
+           base_dir: str | None = None) -> None:
     from r3dm_epymarl.hosts import get_host
     from r3dm_epymarl.registry import register
 
@@ -97,4 +97,4 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     host_argv, found = resolve_configs(host, argv)
     preflight(merged_config(host, host_argv, found))
     register(host)
-    host.run(host_argv, results_dir=results_dir)
+    host.run(host_argv, base_dir=base_dir)

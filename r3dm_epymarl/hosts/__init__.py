@@ -57,7 +57,7 @@ class Host:
         """Bridge an interface difference for a plug-in component of `kind` (identity by default)."""
         return obj
 
-    def run(self, argv: list[str], results_dir: str | None = None) -> None:
+    def run(self, argv: list[str], base_dir: str | None = None) -> None:
         raise NotImplementedError
 
 

@@ -74,7 +74,7 @@ class EPyMARLHost(Host):
     def config_dir(self) -> Path:
         return self.src / "config"
 
-    def run(self, argv, results_dir=None):
+    def run(self, argv, base_dir=None):
         # EPyMARL's own main.py, unchanged: it reads sys.argv and writes results/ in the checkout.
         main_py = self.src / "main.py"
         old_argv = sys.argv

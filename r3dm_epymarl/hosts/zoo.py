@@ -27,12 +27,12 @@ class ZooHost(Host):
             return _returns_extras(obj)
         return obj
 
-    def run(self, argv, results_dir=None):
+    def run(self, argv, base_dir=None):
         import pymarlzooplus.main as zoo_main
 
         # PyMARLzoo+ writes results/ beside the outermost script (for `python -m` that is runpy's
         # frozen module path); send them where the user asked, the current directory by default.
-        root = os.path.abspath(results_dir or os.getcwd())
+        root = os.path.abspath(base_dir or os.getcwd())
         zoo_main.get_caller_path = lambda: root
         zoo_main.pymarlzooplus(["pymarlzooplus/main.py", *argv])
 

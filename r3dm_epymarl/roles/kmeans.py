@@ -1,0 +1,185 @@
+"""Batched K-means for role clustering (ACORM / R3DM).
+
+The published code clusters the N agent embeddings of every active (episode, step) with one
+scikit-learn `KMeans` fit each: about 2,000 fits per learner update, dominated by Python and
+sklearn overhead on tiny problems (N = 2..27 points, D = 128). Here all G groups are clustered at
+once in torch on the input's device, as a few batched matmuls per Lloyd iteration.
+
+Algorithm (per group, all groups in parallel):
+  * Centre the points (translation does not change the clustering; it makes the squared-distance
+    expansion ||x||^2 - 2 x.c + ||c||^2 far less prone to float32 cancellation, and identical
+    points then have exactly zero distance).
+  * Greedy k-means++ initialisation (as scikit-learn): the first centre is a uniform random point;
+    each next centre is the best of `2 + floor(ln k)` candidates sampled with probability
+    proportional to D^2 (squared distance to the closest centre chosen so far), "best" meaning the
+    lowest resulting potential. If every D^2 is zero (duplicate points) the candidates are drawn
+    uniformly, so no NaN can appear.
+  * Lloyd iterations: assign to the nearest centroid, move each centroid to its points' mean.
+    EMPTY CLUSTERS KEEP THEIR PREVIOUS CENTROID (simple, deterministic, never NaN). With k-means++
+    seeds at data points a cluster can only start empty when points are duplicated, and
+    re-seeding would then only duplicate a centroid again.
+  * `n_init` restarts are batched too: the R runs of a group are stored as R*K centroids of that
+    group ([G, R*K, D]), so x is never copied; each run takes the argmin over its own K block.
+    The run with the lowest inertia is kept per group.
+  * Labels are canonical: per group, clusters are numbered in order of first appearance (the
+    cluster of point 0 is 0, the next new cluster is 1, ...); centroids are permuted to match and
+    clusters left empty take the last labels.
+
+Convergence: stop once no centroid of any group moved by more than `tol` (Euclidean distance;
+one host sync per iteration), else after `n_iter` iterations. Unlike scikit-learn, `tol` is
+absolute, not relative to the data variance; once the assignments stop changing the centroids
+stop moving exactly, so the default only matters for pathological ties.
+
+Maths run in float32 (float64 if the input is float64); inputs must be finite.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+
+class KMeansResult(NamedTuple):
+    labels: torch.Tensor  # [G, N] int64 in [0, K), canonical order (first appearance)
+    centroids: torch.Tensor  # [G, K, D], dtype of x (float32 for non-float input)
+    inertia: torch.Tensor  # [G], sum of squared distances of points to their centroid
+
+
+def batched_kmeans(x: torch.Tensor, k: int, n_iter: int = 20, n_init: int = 1,
+                   generator: torch.Generator | None = None, tol: float = 1e-6) -> KMeansResult:
+    """Cluster each group of `x` ([G, N, D]: G groups of N points) into `k` clusters.
+
+    `generator` (a torch.Generator on x's device; None = torch's global RNG) makes the result
+    deterministic. `n_init` independent k-means++ starts are run per group and the one with the
+    lowest inertia kept. Raises ValueError for bad shapes/arguments, including k > N.
+    """
+    _check_args(x, k, n_iter, n_init, generator, tol)
+    with torch.no_grad():
+        return _batched_kmeans(x.detach(), k, n_iter, n_init, generator, tol)
+
+
+def _check_args(x, k, n_iter, n_init, generator, tol):
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"batched_kmeans expects a tensor of shape [G, N, D], got {shape}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k-means needs an integer number of clusters k >= 1, got k={k!r}: "
+                         "set role_clusters to at least 1")
+    n = x.shape[1]
+    if k > n:
+        raise ValueError(f"k-means with k={k} clusters needs at least {k} points per group, "
+                         f"got N={n}: lower role_clusters")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"n_iter must be an integer >= 0, got {n_iter!r}")
+    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
+        raise ValueError(f"n_init must be an integer >= 1, got {n_init!r}")
+    if not (tol >= 0):  # also rejects NaN
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if generator is not None and generator.device.type != x.device.type:
+        raise ValueError(f"the generator is on {generator.device} but x is on {x.device}: "
+                         "pass a torch.Generator created on x's device")
+
+
+def _batched_kmeans(x, k, n_iter, n_init, generator, tol):
+    out_dtype = x.dtype if x.is_floating_point() else torch.float32
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    xf = x.to(dtype).contiguous()  # [G, N, D]
+    g, n, d = xf.shape
+    r = n_init
+    if g == 0:
+        return KMeansResult(torch.empty(0, n, dtype=torch.long, device=x.device),
+                            torch.empty(0, k, d, dtype=out_dtype, device=x.device),
+                            torch.empty(0, dtype=dtype, device=x.device))
+
+    mean = xf.mean(dim=1, keepdim=True)  # [G, 1, D]
+    xc = xf - mean  # [G, N, D], centred
+    xc_sq = xc.pow(2).sum(-1)  # [G, N]
+
+    seeds = _kmeans_plus_plus(xc, xc_sq, k, r, generator)  # [G, R, K] point indices
+    c = _gather_rows(xc, seeds.view(g, r * k))  # [G, R*K, D]: R runs side by side
+
+    tol_sq = float(tol) ** 2
+    for _ in range(n_iter):
+        labels = _sq_dists(xc, xc_sq, c).view(g, n, r, k).argmin(-1)  # [G, N, R]
+        onehot = _one_hot(labels, k, dtype).view(g, n, r * k)  # [G, N, R*K]
+        counts = onehot.sum(1).unsqueeze(-1)  # [G, R*K, 1]
+        sums = torch.bmm(onehot.transpose(1, 2), xc)  # [G, R*K, D]
+        # An empty cluster keeps its previous centroid (never 0/0).
+        new_c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+        shift_sq = (new_c - c).pow(2).sum(-1).max()
+        c = new_c
+        if shift_sq.item() <= tol_sq:  # the only host sync per iteration
+            break
+
+    # Final assignment so labels and centroids agree; pick the best run per group.
+    dist = _sq_dists(xc, xc_sq, c).view(g, n, r, k)
+    min_d, labels = dist.min(-1)  # [G, N, R] each
+    best = min_d.sum(1).argmin(-1)  # [G]
+    labels = labels.gather(2, best.view(g, 1, 1).expand(g, n, 1)).squeeze(2)  # [G, N]
+    cents = c.view(g, r, k, d).gather(1, best.view(g, 1, 1, 1).expand(g, 1, k, d)).squeeze(1)
+
+    labels, cents = _canonical(labels, cents)
+    cents = cents + mean  # [G, K, D], back to the input's frame
+    # Exact inertia (direct differences, not the expansion), as sklearn's inertia_.
+    assigned = _gather_rows(cents, labels)  # [G, N, D]
+    inertia = (xf - assigned).pow(2).sum(dim=(1, 2))  # [G]
+    return KMeansResult(labels, cents.to(out_dtype), inertia)
+
+
+def _kmeans_plus_plus(x, x_sq, k, r, generator):
+    """Greedy k-means++ seeds for R runs per group: point indices [G, R, K]."""
+    g, n, _ = x.shape
+    n_trials = 2 + int(math.log(k))  # scikit-learn's choice
+    seeds = torch.empty(g, r, k, dtype=torch.long, device=x.device)
+    first = torch.randint(n, (g, r), generator=generator, device=x.device)  # [G, R]
+    seeds[:, :, 0] = first
+    # closest: squared distance of every point to its nearest chosen centre, [G, R, N]
+    closest = _sq_dists(x, x_sq, _gather_rows(x, first)).transpose(1, 2)
+    closest.scatter_(2, first.unsqueeze(-1), 0.0)  # a centre is exactly 0 from itself
+    for j in range(1, k):
+        w = closest.reshape(g * r, n)
+        # All D^2 zero (all points duplicates of chosen centres): sample uniformly instead.
+        w = torch.where(w.sum(-1, keepdim=True) > 0, w, torch.ones_like(w))
+        cand = torch.multinomial(w, n_trials, replacement=True, generator=generator)
+        cand = cand.view(g, r * n_trials)  # [G, R*L]
+        cd = _sq_dists(x, x_sq, _gather_rows(x, cand)).transpose(1, 2)  # [G, R*L, N]
+        cd = cd.reshape(g, r, n_trials, n)
+        cd.scatter_(3, cand.view(g, r, n_trials, 1), 0.0)
+        trial = torch.minimum(closest.unsqueeze(2), cd)  # [G, R, L, N]
+        pick = trial.sum(-1).argmin(-1)  # [G, R]: candidate with the lowest potential
+        closest = trial.gather(2, pick.view(g, r, 1, 1).expand(g, r, 1, n)).squeeze(2)
+        seeds[:, :, j] = cand.view(g, r, n_trials).gather(2, pick.unsqueeze(-1)).squeeze(-1)
+    return seeds
+
+
+def _sq_dists(x, x_sq, c):
+    """Squared distances [G, N, M] between x [G, N, D] (norms x_sq [G, N]) and c [G, M, D]."""
+    dist = torch.baddbmm(x_sq.unsqueeze(-1), x, c.transpose(1, 2), alpha=-2.0)
+    dist += c.pow(2).sum(-1).unsqueeze(1)
+    return dist.clamp_(min=0.0)  # rounding can make the expansion slightly negative
+
+
+def _gather_rows(t, idx):
+    """t [G, N, D], idx [G, M] -> t[g, idx[g, m]] as [G, M, D]."""
+    return t.gather(1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
+
+def _one_hot(labels, k, dtype):
+    """labels [...] -> float one-hot [..., K] (a matmul turns it into per-cluster sums)."""
+    return (labels.unsqueeze(-1) == torch.arange(k, device=labels.device)).to(dtype)
+
+
+def _canonical(labels, cents):
+    """Renumber clusters per group by first appearance; labels [G, N], centroids [G, K, D]."""
+    g, n = labels.shape
+    k = cents.shape[1]
+    pos = torch.arange(n, device=labels.device).view(1, n, 1)
+    # First point index of each cluster; empty clusters get N + old label (they sort last).
+    first = torch.where(_one_hot(labels, k, torch.bool), pos, n + k)  # [G, N, K]
+    first = torch.minimum(first.min(1).values, n + torch.arange(k, device=labels.device))
+    order = first.argsort(dim=1)  # [G, K]: new label j <- old label order[:, j]
+    rank = order.argsort(dim=1)  # [G, K]: old label -> new label
+    new_labels = rank.gather(1, labels)
+    new_cents = _gather_rows(cents, order)
+    return new_labels, new_cents

@@ -1,0 +1,53 @@
+"""Shared test helpers: a short host run in a subprocess, and its Sacred output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LBF_KEY = "lbforaging:Foraging-8x8-2p-3f-v3"
+
+# A few hundred env steps: enough for several learner updates, a test phase, a checkpoint.
+SHORT_RUN = [
+    f"env_args.key={LBF_KEY}", "env_args.time_limit=25", "t_max=300", "batch_size=4",
+    "buffer_size=32", "test_interval=150", "test_nepisode=2", "log_interval=150",
+    "runner_log_interval=150", "learner_log_interval=0", "use_cuda=False",
+]
+
+
+def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """`python -m r3dm_epymarl ARGS` in a fresh process (the way users run it)."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "r3dm_epymarl", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
+
+
+def sacred_runs(results: Path) -> list[Path]:
+    return sorted(p.parent for p in Path(results).glob("results/sacred/*/*/*/metrics.json"))
+
+
+def metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def run_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+
+
+def zoo_train(algorithm: str, results: Path, *extra: str, seed: int = 7) -> Path:
+    """Train `algorithm` briefly through PyMARLzoo+ and return its Sacred run folder."""
+    proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(results), f"--config={algorithm}",
+               "--env-config=gymma", "with", *SHORT_RUN, f"seed={seed}", *extra)
+    run_ok(proc)
+    (run_dir,) = sacred_runs(results)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def zoo_available():
+    pytest.importorskip("pymarlzooplus", reason="PyMARLzoo+ is not installed (pip install --no-deps pymarlzooplus)")

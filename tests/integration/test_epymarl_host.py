@@ -1,0 +1,62 @@
+"""Upstream EPyMARL: the patches and the launcher against a real checkout.
+
+Set EPYMARL_PATH to a clone of github.com/uoe-agents/epymarl to run these; each test works on a copy.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from r3dm_epymarl.registry import ALGORITHMS
+from tests.conftest import SHORT_RUN, cli, metrics, run_ok
+
+EPYMARL_PATH = os.environ.get("EPYMARL_PATH")
+pytestmark = pytest.mark.skipif(
+    not EPYMARL_PATH, reason="EPYMARL_PATH is not set (point it at a clone of github.com/uoe-agents/epymarl)")
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    dest = tmp_path / "epymarl"
+    shutil.copytree(EPYMARL_PATH, dest, ignore=shutil.ignore_patterns("results", "__pycache__"))
+    return dest
+
+
+def _loss_values(results: Path, algorithm: str):
+    (run_dir,) = [p.parent for p in results.glob(f"sacred/{algorithm}/*/*/metrics.json")]
+    m = metrics(run_dir)
+    return m["loss_td" if "loss_td" in m else "loss"]["values"]
+
+
+def test_patch_applies_once_then_is_a_no_op(checkout):
+    main_before = (checkout / "src/main.py").read_text()
+    first = cli("install", str(checkout))
+    run_ok(first)
+    assert first.stdout.count(": applied") == 2
+    main_after = (checkout / "src/main.py").read_text()
+    assert main_after != main_before and "epymarl.plugins" in main_after
+    again = cli("install", str(checkout))
+    run_ok(again)
+    assert again.stdout.count("already applied") == 2
+    assert (checkout / "src/main.py").read_text() == main_after
+    run_ok(cli("install", "--check", str(checkout)))
+
+
+def test_patched_main_trains_a_plugin_config(checkout):
+    run_ok(cli("install", str(checkout)))
+    proc = subprocess.run([sys.executable, "src/main.py", "--config=r3dm_qmix", "--env-config=gymma", "with",
+                           *SHORT_RUN, "seed=3"], cwd=checkout, capture_output=True, text=True, timeout=600)
+    run_ok(proc)
+    assert len(_loss_values(checkout / "results", "r3dm_qmix")) >= 3
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_launcher_trains_through_a_pristine_checkout(checkout, algorithm):
+    proc = cli("run", "--epymarl", str(checkout), f"--config={algorithm}", "--env-config=gymma", "with",
+               *SHORT_RUN, "seed=3")
+    run_ok(proc)
+    assert len(_loss_values(checkout / "results", algorithm)) >= 3
+    assert "epymarl.plugins" not in (checkout / "src/main.py").read_text(), "the launcher changes no file"
