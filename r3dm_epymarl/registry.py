@@ -19,10 +19,17 @@ COMPONENTS: dict[str, dict[str, str]] = {
         # QMIX's learner as the host ships it, reached through the plug-in's registry: the baseline
         # run on the very same runner, buffer and evaluation protocol as the plug-in's algorithms.
         "r3dm_q_learner": HOST_PREFIX + "q_learner",
+        "acorm_learner": "r3dm_epymarl.learners.role_q_learner:RoleQLearner",
     },
-    "controllers": {},
-    "agents": {},
-    "mixers": {},
+    "controllers": {
+        "role_mac": "r3dm_epymarl.controllers.role_mac:RoleMAC",
+    },
+    "agents": {
+        "role_rnn": "r3dm_epymarl.modules.agents.role_rnn:RoleRNNAgent",
+    },
+    "mixers": {
+        "attn_qmix": "r3dm_epymarl.modules.mixers.attn_qmix:AttentionQMixer",
+    },
     "envs": {},
 }
 
@@ -52,6 +59,9 @@ ALGORITHMS: dict[str, Algorithm] = {
     for a in (
         Algorithm("r3dm_qmix", learner="r3dm_q_learner", mac="basic_mac", agent="rnn", mixer="qmix",
                   notes="host QMIX through the plug-in's registry and config dir"),
+        Algorithm("acorm", learner="acorm_learner", mac="role_mac", agent="role_rnn", mixer="attn_qmix",
+                  schema="r3dm_epymarl.learners.role_q_learner:ROLE_Q_KEYS",
+                  notes="contrastive role learning + attention mixing (Hu et al., ICLR 2024)"),
     )
 }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LBF_KEY = "lbforaging:Foraging-8x8-2p-3f-v3"
+LBF_KEY = "lbforaging:Foraging-8x8-3p-3f-v3"  # 3 agents: room for |M| = 3 roles
 
 # A few hundred env steps: enough for several learner updates, a test phase, a checkpoint.
 SHORT_RUN = [

@@ -54,7 +54,11 @@ class Host:
         }
 
     def adapt(self, kind: str, obj):
-        """Bridge an interface difference for a plug-in component of `kind` (identity by default)."""
+        """Bind a plug-in class to this host. Classes that declare `_host_registry` look other
+        components up by key (agents, mixers, action selectors) in this host's registries."""
+        if isinstance(obj, type) and hasattr(obj, "_host_registry"):
+            obj = type(obj.__name__, (obj,), {"_host_registry": staticmethod(self.registry),
+                                             "__module__": obj.__module__, "__qualname__": obj.__qualname__})
         return obj
 
     def run(self, argv: list[str], base_dir: str | None = None) -> None:

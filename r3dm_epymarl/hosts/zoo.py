@@ -23,9 +23,8 @@ class ZooHost(Host):
         return Path(next(iter(spec.submodule_search_locations))).resolve() / "config"
 
     def adapt(self, kind, obj):
-        if kind == "controllers":
-            return _returns_extras(obj)
-        return obj
+        obj = super().adapt(kind, obj)
+        return _returns_extras(obj) if kind == "controllers" else obj
 
     def run(self, argv, base_dir=None):
         import pymarlzooplus.main as zoo_main

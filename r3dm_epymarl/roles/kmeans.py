@@ -93,37 +93,44 @@ def _batched_kmeans(x, k, n_iter, n_init, generator, tol):
                             torch.empty(0, dtype=dtype, device=x.device))
 
     mean = xf.mean(dim=1, keepdim=True)  # [G, 1, D]
-    xc = xf - mean  # [G, N, D], centred
-    xc_sq = xc.pow(2).sum(-1)  # [G, N]
+    xc = xf - mean  # [G, N, D], centred (a copy: x itself is never modified)
+    xc_sq = _sq_norm(xc)  # [G, N]
 
     seeds = _kmeans_plus_plus(xc, xc_sq, k, r, generator)  # [G, R, K] point indices
     c = _gather_rows(xc, seeds.view(g, r * k))  # [G, R*K, D]: R runs side by side
 
-    tol_sq = float(tol) ** 2
+    # The loop is memory-bound on CPU, and fresh large tensors cost page faults there, so it
+    # writes into buffers allocated once: distances, one-hot and the next centroids.
+    dist = torch.empty(g, n, r * k, dtype=dtype, device=x.device)  # [G, N, R*K]
+    onehot = torch.empty_like(dist)  # [G, N, R*K]
+    c_next = torch.empty_like(c)  # [G, R*K, D]
     for _ in range(n_iter):
-        labels = _sq_dists(xc, xc_sq, c).view(g, n, r, k).argmin(-1)  # [G, N, R]
-        onehot = _one_hot(labels, k, dtype).view(g, n, r * k)  # [G, N, R*K]
+        labels = _sq_dists(xc, xc_sq, c, out=dist).view(g, n, r, k).argmin(-1)  # [G, N, R]
+        onehot.zero_().view(g, n, r, k).scatter_(3, labels.unsqueeze(-1), 1.0)
         counts = onehot.sum(1).unsqueeze(-1)  # [G, R*K, 1]
-        sums = torch.bmm(onehot.transpose(1, 2), xc)  # [G, R*K, D]
-        # An empty cluster keeps its previous centroid (never 0/0).
-        new_c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
-        shift_sq = (new_c - c).pow(2).sum(-1).max()
-        c = new_c
-        if shift_sq.item() <= tol_sq:  # the only host sync per iteration
+        empty = (counts == 0).to(dtype)  # [G, R*K, 1]
+        # new = per-cluster sum / count; an empty cluster keeps its previous centroid (its sum
+        # is 0, so adding the old centroid back gives exactly it; never 0/0).
+        torch.bmm(onehot.transpose(1, 2), xc, out=c_next)
+        c_next.div_(counts.clamp(min=1)).addcmul_(c, empty)
+        shift = torch.linalg.vector_norm(c.sub_(c_next), dim=-1).max()  # c is free after this
+        c, c_next = c_next, c
+        if shift.item() <= tol:  # the only host sync per iteration
             break
 
     # Final assignment so labels and centroids agree; pick the best run per group.
-    dist = _sq_dists(xc, xc_sq, c).view(g, n, r, k)
-    min_d, labels = dist.min(-1)  # [G, N, R] each
+    min_d, labels = _sq_dists(xc, xc_sq, c, out=dist).view(g, n, r, k).min(-1)  # [G, N, R]
     best = min_d.sum(1).argmin(-1)  # [G]
     labels = labels.gather(2, best.view(g, 1, 1).expand(g, n, 1)).squeeze(2)  # [G, N]
-    cents = c.view(g, r, k, d).gather(1, best.view(g, 1, 1, 1).expand(g, 1, k, d)).squeeze(1)
-
+    cents = _gather_rows(c.view(g, r, k * d), best.unsqueeze(1)).view(g, k, d)  # [G, K, D]
     labels, cents = _canonical(labels, cents)
+
+    # Exact inertia from direct differences (not the expansion, which loses precision for tight
+    # clusters far from the origin), as sklearn's inertia_. In place on xc, which is free now:
+    # xc - onehot @ cents is x_n minus its centroid (a matmul with a one-hot row is exact).
+    hot = _one_hot(labels, k, dtype)  # [G, N, K]
+    inertia = torch.linalg.vector_norm(xc.baddbmm_(hot, cents, alpha=-1.0), dim=(1, 2)).square()
     cents = cents + mean  # [G, K, D], back to the input's frame
-    # Exact inertia (direct differences, not the expansion), as sklearn's inertia_.
-    assigned = _gather_rows(cents, labels)  # [G, N, D]
-    inertia = (xf - assigned).pow(2).sum(dim=(1, 2))  # [G]
     return KMeansResult(labels, cents.to(out_dtype), inertia)
 
 
@@ -131,21 +138,22 @@ def _kmeans_plus_plus(x, x_sq, k, r, generator):
     """Greedy k-means++ seeds for R runs per group: point indices [G, R, K]."""
     g, n, _ = x.shape
     n_trials = 2 + int(math.log(k))  # scikit-learn's choice
+    # N is small, so all distances the seeding needs come from one [G, N, N] matrix; the loop
+    # below then never touches the D dimension.
+    pair = _sq_dists(x, x_sq, x)  # [G, N, N]
+    pair.diagonal(dim1=1, dim2=2).zero_()  # a point is exactly 0 from itself
     seeds = torch.empty(g, r, k, dtype=torch.long, device=x.device)
     first = torch.randint(n, (g, r), generator=generator, device=x.device)  # [G, R]
     seeds[:, :, 0] = first
     # closest: squared distance of every point to its nearest chosen centre, [G, R, N]
-    closest = _sq_dists(x, x_sq, _gather_rows(x, first)).transpose(1, 2)
-    closest.scatter_(2, first.unsqueeze(-1), 0.0)  # a centre is exactly 0 from itself
+    closest = _gather_rows(pair, first)
     for j in range(1, k):
         w = closest.reshape(g * r, n)
         # All D^2 zero (all points duplicates of chosen centres): sample uniformly instead.
         w = torch.where(w.sum(-1, keepdim=True) > 0, w, torch.ones_like(w))
         cand = torch.multinomial(w, n_trials, replacement=True, generator=generator)
         cand = cand.view(g, r * n_trials)  # [G, R*L]
-        cd = _sq_dists(x, x_sq, _gather_rows(x, cand)).transpose(1, 2)  # [G, R*L, N]
-        cd = cd.reshape(g, r, n_trials, n)
-        cd.scatter_(3, cand.view(g, r, n_trials, 1), 0.0)
+        cd = _gather_rows(pair, cand).view(g, r, n_trials, n)  # [G, R, L, N]
         trial = torch.minimum(closest.unsqueeze(2), cd)  # [G, R, L, N]
         pick = trial.sum(-1).argmin(-1)  # [G, R]: candidate with the lowest potential
         closest = trial.gather(2, pick.view(g, r, 1, 1).expand(g, r, 1, n)).squeeze(2)
@@ -153,16 +161,26 @@ def _kmeans_plus_plus(x, x_sq, k, r, generator):
     return seeds
 
 
-def _sq_dists(x, x_sq, c):
+def _sq_dists(x, x_sq, c, out=None):
     """Squared distances [G, N, M] between x [G, N, D] (norms x_sq [G, N]) and c [G, M, D]."""
-    dist = torch.baddbmm(x_sq.unsqueeze(-1), x, c.transpose(1, 2), alpha=-2.0)
-    dist += c.pow(2).sum(-1).unsqueeze(1)
+    dist = torch.baddbmm(x_sq.unsqueeze(-1), x, c.transpose(1, 2), alpha=-2.0, out=out)
+    dist += _sq_norm(c).unsqueeze(1)
     return dist.clamp_(min=0.0)  # rounding can make the expansion slightly negative
 
 
 def _gather_rows(t, idx):
-    """t [G, N, D], idx [G, M] -> t[g, idx[g, m]] as [G, M, D]."""
-    return t.gather(1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+    """t [G, N, D], idx [G, M] -> t[g, idx[g, m]] as [G, M, D].
+
+    A flat index_select: on CPU it is several times faster than gather with an expanded index.
+    """
+    g, n, d = t.shape
+    flat = idx + n * torch.arange(g, device=idx.device).unsqueeze(1)  # [G, M]
+    return t.reshape(g * n, d).index_select(0, flat.reshape(-1)).view(g, idx.shape[1], d)
+
+
+def _sq_norm(t):
+    """Squared Euclidean norms over the last dim (one fused reduction, no [.., D] temporary)."""
+    return torch.linalg.vector_norm(t, dim=-1).square()
 
 
 def _one_hot(labels, k, dtype):

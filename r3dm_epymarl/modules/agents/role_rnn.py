@@ -1,0 +1,31 @@
+"""The role-conditioned agent: Q_i(tau_i, z_i) from [o_t, a_{t-1}, z_t]; no agent id, the role replaces it."""
+import torch as th
+from torch import nn
+
+from r3dm_epymarl.modules.recurrent import unroll_cell
+
+
+class RoleRNNAgent(nn.Module):
+    """Linear(in, 64) -> ReLU -> GRUCell(64) -> Linear(64, A). Host agent interface plus `unroll`."""
+
+    def __init__(self, input_shape: int, args):
+        super().__init__()
+        self.hidden_dim = args.hidden_dim
+        self.fc1 = nn.Linear(input_shape, args.hidden_dim)
+        self.rnn = nn.GRUCell(args.hidden_dim, args.hidden_dim)
+        self.fc2 = nn.Linear(args.hidden_dim, args.n_actions)
+
+    def init_hidden(self):
+        return self.fc1.weight.new_zeros(1, self.hidden_dim)
+
+    def forward(self, inputs: th.Tensor, hidden_state: th.Tensor):
+        """inputs [M, in], hidden [M, H] (or broadcastable) -> (q [M, A], h [M, H])."""
+        h = self.rnn(th.relu(self.fc1(inputs)), hidden_state.reshape(-1, self.hidden_dim))
+        return self.fc2(h), h
+
+    def unroll(self, inputs: th.Tensor) -> th.Tensor:
+        """inputs [S, T, in] for S independent streams -> q [S, T, A], one GRU loop over T."""
+        S, T, _ = inputs.shape
+        pre = th.relu(self.fc1(inputs)).transpose(0, 1)  # [T, S, H]
+        hs = unroll_cell(self.rnn, pre, self.init_hidden().expand(S, -1).contiguous())
+        return self.fc2(hs).transpose(0, 1)  # [S, T, A]
