@@ -6,14 +6,13 @@ sklearn overhead on tiny problems (N = 2..27 points, D = 128). Here all G groups
 once in torch on the input's device, as a few batched matmuls per Lloyd iteration.
 
 Algorithm (per group, all groups in parallel):
-  * Centre the points (translation does not change the clustering; it makes the squared-distance
-    expansion ||x||^2 - 2 x.c + ||c||^2 far less prone to float32 cancellation, and identical
-    points then have exactly zero distance).
+  * Centre the points per group (translation does not change the clustering; it makes the
+    squared-distance expansion ||x||^2 - 2 x.c + ||c||^2 far less prone to float32 cancellation).
   * Greedy k-means++ initialisation (as scikit-learn): the first centre is a uniform random point;
     each next centre is the best of `2 + floor(ln k)` candidates sampled with probability
     proportional to D^2 (squared distance to the closest centre chosen so far), "best" meaning the
-    lowest resulting potential. If every D^2 is zero (duplicate points) the candidates are drawn
-    uniformly, so no NaN can appear.
+    lowest resulting potential. N is small, so the seeding reads one [G, N, N] distance matrix.
+    If every D^2 is zero (duplicate points) the candidates are drawn uniformly: never NaN.
   * Lloyd iterations: assign to the nearest centroid, move each centroid to its points' mean.
     EMPTY CLUSTERS KEEP THEIR PREVIOUS CENTROID (simple, deterministic, never NaN). With k-means++
     seeds at data points a cluster can only start empty when points are duplicated, and
@@ -30,7 +29,9 @@ one host sync per iteration), else after `n_iter` iterations. Unlike scikit-lear
 absolute, not relative to the data variance; once the assignments stop changing the centroids
 stop moving exactly, so the default only matters for pathological ties.
 
-Maths run in float32 (float64 if the input is float64); inputs must be finite.
+The reported inertia is recomputed from direct differences x_n - c (not the expansion), like
+sklearn's inertia_. Maths run in float32 (float64 if the input is float64); inputs must be
+finite. Results are deterministic for a given generator seed on a given device.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ import torch
 class KMeansResult(NamedTuple):
     labels: torch.Tensor  # [G, N] int64 in [0, K), canonical order (first appearance)
     centroids: torch.Tensor  # [G, K, D], dtype of x (float32 for non-float input)
-    inertia: torch.Tensor  # [G], sum of squared distances of points to their centroid
+    inertia: torch.Tensor  # [G] float32 (float64 for float64 x): sum of squared distances
+    #                        of the points to their centroid
 
 
 def batched_kmeans(x: torch.Tensor, k: int, n_iter: int = 20, n_init: int = 1,

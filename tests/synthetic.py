@@ -1,0 +1,100 @@
+"""Synthetic EpisodeBatch-like data and args for unit tests (no host needed)."""
+from types import SimpleNamespace
+
+import torch as th
+import yaml
+
+from r3dm_epymarl.paths import config_dir
+
+
+class FakeBatch(dict):
+    """What the plug-in reads from a host EpisodeBatch: items, batch_size, max_seq_length, device."""
+
+    @property
+    def batch_size(self):
+        return self["obs"].shape[0]
+
+    @property
+    def max_seq_length(self):
+        return self["obs"].shape[1]
+
+    @property
+    def device(self):
+        return self["obs"].device
+
+
+def make_batch(B=4, T=10, N=3, obs=6, A=5, S=8, seed=0, lengths=None) -> FakeBatch:
+    g = th.Generator().manual_seed(seed)
+    lengths = lengths or [T - 1 - (i % 3) for i in range(B)]  # steps per episode (<= T-1)
+    filled = th.zeros(B, T, 1)
+    terminated = th.zeros(B, T, 1, dtype=th.uint8)
+    for b, n in enumerate(lengths):
+        filled[b, : n + 1] = 1  # n transitions plus the final observation
+        terminated[b, n - 1] = 1
+    actions = th.randint(0, A, (B, T, N, 1), generator=g)
+    avail = th.ones(B, T, N, A, dtype=th.int)
+    avail[:, :, :, -1] = (th.rand(B, T, N, generator=g) > 0.5).int()  # last action sometimes unavailable
+    actions = th.where(avail.gather(-1, actions) == 0, th.zeros_like(actions), actions)
+    return FakeBatch(
+        obs=th.randn(B, T, N, obs, generator=g) * filled.unsqueeze(-1),
+        state=th.randn(B, T, S, generator=g),
+        actions=actions,
+        actions_onehot=th.nn.functional.one_hot(actions.squeeze(-1), A).float(),
+        avail_actions=avail,
+        reward=th.randn(B, T, 1, generator=g),
+        terminated=terminated,
+        filled=filled,
+    )
+
+
+def acorm_args(batch: FakeBatch, **overrides) -> SimpleNamespace:
+    config = yaml.safe_load((config_dir() / "algs" / "acorm.yaml").read_text())
+    config.update(
+        n_agents=batch["obs"].shape[2], n_actions=batch["avail_actions"].shape[-1],
+        state_shape=batch["state"].shape[-1], seed=1, learner_log_interval=0, use_cuda=False,
+        pretrain_encoder_steps=2, pretrain_contrastive_steps=2, contrastive_interval=1,
+        traj_embed_dim=16, role_embed_dim=8, hidden_dim=16, att_embed_dim=16, att_out_dim=8,
+        mixing_embed_dim=8, hypernet_embed=16,
+    )
+    config.update(overrides)
+    return SimpleNamespace(**config)
+
+
+class Logger:
+    def __init__(self):
+        self.stats = {}
+
+    def log_stat(self, key, value, t):
+        self.stats.setdefault(key, []).append((t, value))
+
+
+class GreedySelector:
+    def __init__(self, args):
+        pass
+
+    def select_action(self, q, avail, t_env, test_mode=False):
+        return q.masked_fill(avail == 0, -1e9).argmax(-1)
+
+
+def fake_registry():
+    from r3dm_epymarl.modules.agents.role_rnn import RoleRNNAgent
+    from r3dm_epymarl.modules.mixers.attn_qmix import AttentionQMixer
+
+    registries = {"agents": {"role_rnn": RoleRNNAgent}, "action_selectors": {"epsilon_greedy": GreedySelector},
+                  "mixers": {"attn_qmix": AttentionQMixer}}
+    return registries.__getitem__
+
+
+def build_learner(batch, learner_cls=None, **overrides):
+    """A RoleMAC + learner pair bound to a fake host registry."""
+    from r3dm_epymarl.controllers.role_mac import RoleMAC
+    from r3dm_epymarl.learners.role_q_learner import RoleQLearner
+
+    registry = staticmethod(fake_registry())
+    mac_cls = type("RoleMAC", (RoleMAC,), {"_host_registry": registry})
+    learner_cls = type("Learner", (learner_cls or RoleQLearner,), {"_host_registry": registry})
+    args = acorm_args(batch, **overrides)
+    scheme = {"obs": {"vshape": batch["obs"].shape[-1]}}
+    mac = mac_cls(scheme, None, args)
+    logger = Logger()
+    return learner_cls(mac, scheme, logger, args), logger
