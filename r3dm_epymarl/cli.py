@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("path", help="the checkout (the folder holding src/main.py)")
     install.add_argument("--check", action="store_true", help="report the patch state, change nothing")
 
+    demo = sub.add_parser("demo", help="the main job: train on LBF through PyMARLzoo+, print where results went")
+    demo.add_argument("--algorithm", default="acorm", help="a plug-in or host --config name (default: acorm)")
+    demo.add_argument("--t-max", type=int, default=50000, help="env steps (default: 50000)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--base-dir", metavar="DIR", help="results/ is created inside DIR (default: here)")
+
     configs = sub.add_parser("configs", help="list the algorithm and env configs the plug-in adds")
     configs.add_argument("--keys", action="store_true", help="also list each algorithm's typed keys")
     return parser
@@ -80,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "install":
             return _install(args)
+        if args.command == "demo":
+            from r3dm_epymarl.experiments.demo import run_demo
+
+            print(run_demo(args.algorithm, args.t_max, args.seed, args.base_dir))
+            return 0
         return _configs(args)
     except Exception as exc:  # a user-fixable error anywhere in the chain: one line, no traceback
         user_error = _user_error(exc)
