@@ -7,3 +7,21 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config key with a bad value or type."""
+
+
+_SACRED_SHAPED: dict[type, type] = {}
+
+
+def for_sacred(error: UserError) -> UserError:
+    """The same error, shaped so that Sacred prints its message alone (no traceback) when it ends a
+    host run; raise this from code that runs inside a host's Sacred experiment."""
+    try:
+        from sacred.utils import SacredError
+    except ImportError:
+        return error
+    base = type(error)
+    if base not in _SACRED_SHAPED:
+        _SACRED_SHAPED[base] = type(base.__name__, (base, SacredError), {
+            "print_traceback": False, "print_usage": False, "filter_traceback": "default",
+            "__module__": base.__module__})
+    return _SACRED_SHAPED[base](*error.args)

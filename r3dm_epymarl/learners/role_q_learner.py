@@ -13,7 +13,7 @@ from torch.optim import Adam
 from torch.optim.lr_scheduler import StepLR
 
 from r3dm_epymarl.config import Key, validate
-from r3dm_epymarl.errors import ConfigError
+from r3dm_epymarl.errors import ConfigError, for_sacred
 from r3dm_epymarl.roles.contrastive import ContrastiveRoleLoss
 from r3dm_epymarl.roles.kmeans import batched_kmeans
 from r3dm_epymarl.roles.pretrain import PretrainLoss
@@ -57,13 +57,10 @@ class RoleQLearner:
     schema = ROLE_Q_KEYS
 
     def __init__(self, mac, scheme, logger, args):
-        validate(args, self.schema, where=f"--config={getattr(args, 'name', '?')}")
-        if args.role_clusters > args.n_agents:
-            raise ConfigError(f"config key 'role_clusters' is {args.role_clusters} but the env has only "
-                              f"{args.n_agents} agents; set role_clusters <= {args.n_agents}")
-        if not getattr(args, "state_shape", None):
-            raise ConfigError("this env provides no global state (state_shape is empty) and the mixer needs "
-                              "one; pick an env with a state")
+        try:
+            self.check_args(args)
+        except ConfigError as error:  # inside a host's Sacred run: one line, no traceback
+            raise for_sacred(error) from None
         self.args, self.mac, self.logger = args, mac, logger
         self.n_agents = args.n_agents
 
@@ -92,6 +89,15 @@ class RoleQLearner:
         self.log_stats_t = -args.learner_log_interval - 1
         self.kmeans_generator = None  # created on the batch's device at first use, seeded by args.seed
         self.stats: dict[str, float] = {}
+
+    def check_args(self, args):
+        validate(args, self.schema, where=f"--config={getattr(args, 'name', '?')}")
+        if args.role_clusters > args.n_agents:
+            raise ConfigError(f"config key 'role_clusters' is {args.role_clusters} but the env has only "
+                              f"{args.n_agents} agents; set role_clusters <= {args.n_agents}")
+        if not getattr(args, "state_shape", None):
+            raise ConfigError("this env provides no global state (state_shape is empty) and the mixer needs "
+                              "one; pick an env with a state")
 
     # --- one update ---------------------------------------------------------------------------
     def train(self, batch, t_env: int, episode_num: int):

@@ -1,10 +1,11 @@
 """Every registered algorithm trains through a real PyMARLzoo+ run loop (runner, buffer, Sacred)."""
 import math
+from pathlib import Path
 
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import metrics, zoo_train
+from tests.conftest import SHORT_RUN, cli, metrics, run_ok, zoo_train
 
 ALGOS = list(ALGORITHMS)
 
@@ -55,3 +56,23 @@ def test_resume_from_checkpoint(trained, algorithm, tmp_path):
     m = metrics(run_dir)
     steps = m[_loss_key(m)]["steps"]
     assert min(steps) > 150, "a resumed run continues from the checkpoint's step"
+
+
+def test_more_role_clusters_than_agents_stops_before_training(zoo_available, tmp_path):
+    # The agent count is known only once the host has built the env: the learner checks it at
+    # construction, and the message reaches the user as one line, without a traceback.
+    proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path), "--config=acorm",
+               "--env-config=gymma", "with", *SHORT_RUN, "role_clusters=5")
+    assert proc.returncode != 0
+    assert "'role_clusters' is 5 but the env has only 3 agents" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "Beginning training" not in proc.stdout + proc.stderr
+
+
+def test_demo_prints_where_the_run_went(zoo_available, tmp_path):
+    proc = cli("demo", "--t-max", "200", "--base-dir", str(tmp_path))
+    run_ok(proc)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("Sacred run: "))
+    run_dir = Path(line.removeprefix("Sacred run: "))
+    assert run_dir.is_relative_to(tmp_path) and (run_dir / "metrics.json").is_file()
+    assert "test_return_mean" in proc.stdout
