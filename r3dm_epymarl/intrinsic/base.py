@@ -1,0 +1,60 @@
+"""The intrinsic-reward hook: one small module per reward term, composed by config.
+
+A term reads one update's context (the batch plus what the learner already computed: Q, roles),
+returns a reward [B, T-1, 1] aligned with `batch["reward"][:, :-1]` (no gradient, never stored),
+trains its own parameters once per update, and logs under its own names. The learner sums the
+terms and adds `alpha * r_int.detach()` to the TD target in exactly one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch as th
+from torch import nn
+
+
+@dataclass
+class UpdateContext:
+    """What a term may read during one learner update; tensors are shared, never recomputed."""
+
+    batch: Any  # the host's EpisodeBatch: obs [B,T,N,O], actions_onehot [B,T,N,A], avail_actions, ...
+    q: th.Tensor  # [B, T, N, A] online agent Q-values (carries gradient: detach before use)
+    z: th.Tensor  # [B, T, N, R] role embeddings from the same unroll (detach before use)
+    mask: th.Tensor  # [B, T-1, 1] steps that are filled and not after a terminal
+    mac: Any  # the learner's controller (RoleMAC): re-evaluate the agent, e.g. with swapped roles
+    t_env: int
+
+
+class IntrinsicTerm(nn.Module):
+    """Base class. Subclasses set `name` (registry key) and `log_name` (e.g. "r_int_policy")."""
+
+    name = ""
+    log_name = ""
+
+    def __init__(self, args, obs_dim: int):
+        super().__init__()
+        self.args = args
+        self.obs_dim = obs_dim
+        # Parts of the last reward worth logging on their own, name -> [B, T-1, 1] (e.g. r_int_obs).
+        self.reward_parts: dict[str, th.Tensor] = {}
+
+    def reward(self, ctx: UpdateContext) -> th.Tensor:
+        """[B, T-1, 1] reward for each step; the learner calls this under torch.no_grad()."""
+        raise NotImplementedError
+
+    def update(self, ctx: UpdateContext) -> dict[str, float]:
+        """Train this term's own parameters once per learner update; return its named losses."""
+        return {}
+
+    # Optimisers live inside the term; their state travels with `state_dict()` through these hooks,
+    # so one `term.state_dict()` round-trips everything the term owns.
+    def optimisers(self) -> list[th.optim.Optimizer]:
+        return []
+
+    def get_extra_state(self):
+        return {"optimisers": [o.state_dict() for o in self.optimisers()]}
+
+    def set_extra_state(self, state):
+        for optimiser, saved in zip(self.optimisers(), state.get("optimisers", [])):
+            optimiser.load_state_dict(saved)
