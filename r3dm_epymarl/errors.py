@@ -9,6 +9,10 @@ class ConfigError(UserError, ValueError):
     """A config key with a bad value or type."""
 
 
+class TrainingDiverged(UserError, FloatingPointError):
+    """A loss or reward term became NaN or inf; the message names the term."""
+
+
 _SACRED_SHAPED: dict[type, type] = {}
 
 

@@ -7,12 +7,14 @@ the host does not ship is rewritten to the plug-in's YAML (an absolute path, whi
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
 
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.paths import config_dir
+from r3dm_epymarl.presets import map_name, with_presets
 
 _FLAGS = {"--config": "algs", "--env-config": "envs"}
 
@@ -95,6 +97,12 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
 
     host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
-    preflight(merged_config(host, host_argv, found))
+    config = merged_config(host, host_argv, found)
+    host_argv, preset = with_presets(host_argv, config)
+    if preset:
+        config.update(preset)
+        print(f"r3dm-epymarl: {config['name']} preset for {map_name(config)}: "
+              + " ".join(f"{k}={v}" for k, v in preset.items()), file=sys.stderr)
+    preflight(config)
     register(host)
     host.run(host_argv, base_dir=base_dir)

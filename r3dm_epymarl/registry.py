@@ -20,6 +20,7 @@ COMPONENTS: dict[str, dict[str, str]] = {
         # run on the very same runner, buffer and evaluation protocol as the plug-in's algorithms.
         "r3dm_q_learner": HOST_PREFIX + "q_learner",
         "acorm_learner": "r3dm_epymarl.learners.role_q_learner:RoleQLearner",
+        "r3dm_learner": "r3dm_epymarl.learners.r3dm:R3DMLearner",
     },
     "controllers": {
         "role_mac": "r3dm_epymarl.controllers.role_mac:RoleMAC",
@@ -60,8 +61,11 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("r3dm_qmix", learner="r3dm_q_learner", mac="basic_mac", agent="rnn", mixer="qmix",
                   notes="host QMIX through the plug-in's registry and config dir"),
         Algorithm("acorm", learner="acorm_learner", mac="role_mac", agent="role_rnn", mixer="attn_qmix",
-                  schema="r3dm_epymarl.learners.role_q_learner:ROLE_Q_KEYS",
+                  schema="r3dm_epymarl.learners.role_q_learner:RoleQLearner.schema",
                   notes="contrastive role learning + attention mixing (Hu et al., ICLR 2024)"),
+        Algorithm("r3dm", learner="r3dm_learner", mac="role_mac", agent="role_rnn", mixer="attn_qmix",
+                  schema="r3dm_epymarl.learners.r3dm:R3DMLearner.schema",
+                  notes="ACORM + policy-diversity and world-model intrinsic rewards (ICML 2025)"),
     )
 }
 
@@ -71,8 +75,11 @@ class RegistrationError(UserError):
 
 
 def _resolve(target: str):
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    module, _, path = target.partition(":")
+    obj = importlib.import_module(module)
+    for attr in path.split("."):
+        obj = getattr(obj, attr)
+    return obj
 
 
 # host name -> {(kind, key): the object registered}; makes register() idempotent per host.

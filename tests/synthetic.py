@@ -47,8 +47,9 @@ def make_batch(B=4, T=10, N=3, obs=6, A=5, S=8, seed=0, lengths=None) -> FakeBat
     )
 
 
-def acorm_args(batch: FakeBatch, **overrides) -> SimpleNamespace:
-    config = yaml.safe_load((config_dir() / "algs" / "acorm.yaml").read_text())
+def acorm_args(batch: FakeBatch, algorithm="acorm", **overrides) -> SimpleNamespace:
+    """The algorithm's YAML, shrunk to tiny widths, for the synthetic batch's sizes."""
+    config = yaml.safe_load((config_dir() / "algs" / f"{algorithm}.yaml").read_text())
     config.update(
         n_agents=batch["obs"].shape[2], n_actions=batch["avail_actions"].shape[-1],
         state_shape=batch["state"].shape[-1], seed=1, learner_log_interval=0, use_cuda=False,
@@ -85,15 +86,16 @@ def fake_registry():
     return registries.__getitem__
 
 
-def build_learner(batch, learner_cls=None, **overrides):
-    """A RoleMAC + learner pair bound to a fake host registry."""
+def build_learner(batch, algorithm="acorm", **overrides):
+    """A RoleMAC + learner pair (the algorithm's learner class) bound to a fake host registry."""
     from r3dm_epymarl.controllers.role_mac import RoleMAC
-    from r3dm_epymarl.learners.role_q_learner import RoleQLearner
+    from r3dm_epymarl.registry import ALGORITHMS, COMPONENTS, _resolve
 
     registry = staticmethod(fake_registry())
     mac_cls = type("RoleMAC", (RoleMAC,), {"_host_registry": registry})
-    learner_cls = type("Learner", (learner_cls or RoleQLearner,), {"_host_registry": registry})
-    args = acorm_args(batch, **overrides)
+    base = _resolve(COMPONENTS["learners"][ALGORITHMS[algorithm].learner])
+    learner_cls = type("Learner", (base,), {"_host_registry": registry})
+    args = acorm_args(batch, algorithm, **overrides)
     scheme = {"obs": {"vshape": batch["obs"].shape[-1]}}
     mac = mac_cls(scheme, None, args)
     logger = Logger()

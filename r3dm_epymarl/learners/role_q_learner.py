@@ -7,13 +7,16 @@ target and schedule bookkeeping. Each loss is its own module and is logged under
 from __future__ import annotations
 
 import copy
+import time
 
 import torch as th
 from torch.optim import Adam
 from torch.optim.lr_scheduler import StepLR
 
 from r3dm_epymarl.config import Key, validate
-from r3dm_epymarl.errors import ConfigError, for_sacred
+from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
+from r3dm_epymarl.intrinsic import build_terms
+from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.roles.contrastive import ContrastiveRoleLoss
 from r3dm_epymarl.roles.kmeans import batched_kmeans
 from r3dm_epymarl.roles.pretrain import PretrainLoss
@@ -70,6 +73,7 @@ class RoleQLearner:
         obs_dim = mac.trajectory_input_dim - args.n_actions
         self.contrastive = ContrastiveRoleLoss(mac.roles.role, args.role_embed_dim, args.role_momentum_tau)
         self.pretrain = PretrainLoss(args.traj_embed_dim, obs_dim, args.n_agents)
+        self.intrinsic = build_terms(args, obs_dim)  # empty for ACORM
 
         # Parameter groups, each with its own optimiser and its own gradient clip (published ACORM).
         self.q_params = [*mac.agent.parameters(), *self.mixer.parameters()]
@@ -104,6 +108,7 @@ class RoleQLearner:
         if not self.pretrained:
             self._pretrain(batch)
             self.pretrained = True
+        update_start = time.perf_counter()
         rewards = batch["reward"][:, :-1]  # [B, T-1, 1]
         actions = batch["actions"][:, :-1]  # [B, T-1, N, 1]
         terminated, mask = td_mask(batch)
@@ -124,9 +129,9 @@ class RoleQLearner:
         chosen = q[:, :-1].gather(-1, actions).squeeze(-1)  # [B, T-1, N]
         q_tot = self._mix(self.mixer, chosen, batch["state"][:, :-1], z[:, :-1])
 
-        r_int = self.intrinsic_reward(batch, q, e, z, mask, t_env)  # None for ACORM
-        if r_int is not None:
-            rewards = rewards + self.args.intrinsic_alpha * r_int.detach()
+        if self.intrinsic:
+            r_int = self.intrinsic_reward(UpdateContext(batch, q, z, mask, self.mac, t_env))
+            rewards = rewards + self.intrinsic_alpha(t_env) * r_int.detach()
         targets = rewards + self.args.gamma * (1 - terminated) * target_tot
         td_error = (q_tot - targets.detach()) * mask
         loss_td = td_error.pow(2).sum() / mask.sum()
@@ -146,6 +151,7 @@ class RoleQLearner:
         if interval > 0 and self.training_steps % interval == 0:
             self._contrastive_step(e[:, :-1].detach(), mask)
         self._update_targets()
+        self.stats["time_update_ms"] = 1000 * (time.perf_counter() - update_start)
 
         if t_env - self.log_stats_t >= self.args.learner_log_interval:
             n = mask.sum().item()
@@ -158,14 +164,50 @@ class RoleQLearner:
                 "target_mean": (targets * mask).sum().item() / n,
                 "lr": self.optimiser.param_groups[0]["lr"],
             })
-            for name, value in self.stats.items():
-                self.logger.log_stat(name, value, t_env)
-            self.stats.clear()
+            self._flush_stats(t_env)
             self.log_stats_t = t_env
 
-    def intrinsic_reward(self, batch, q, e, z, mask, t_env):
-        """[B, T-1, 1] intrinsic reward for the TD target, or None. R3DM and CDS override this."""
-        return None
+    # --- the intrinsic-reward hook ------------------------------------------------------------
+    def intrinsic_reward(self, ctx: UpdateContext) -> th.Tensor:
+        """Sum of the configured terms' rewards [B, T-1, 1]; each term then trains its own models."""
+        total = th.zeros_like(ctx.mask)
+        for name, term in self.intrinsic.items():
+            start = time.perf_counter()
+            with th.no_grad():
+                reward = term.reward(ctx)
+            self._check_finite(term.log_name, reward, ctx.t_env)
+            total = total + reward
+            self.stats[f"time_{name}_reward_ms"] = 1000 * (time.perf_counter() - start)
+            for part, value in {term.log_name: reward, **term.reward_parts}.items():
+                self.stats[f"{part}_mean"], self.stats[f"{part}_std"] = _masked_mean_std(value, ctx.mask)
+            start = time.perf_counter()
+            losses = term.update(ctx)
+            for loss_name, value in losses.items():
+                self._check_finite(loss_name, th.tensor(value), ctx.t_env)
+            self.stats.update(losses)
+            self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
+        return total
+
+    def intrinsic_alpha(self, t_env: int) -> float:
+        """alpha, optionally annealed linearly to 0 over `intrinsic_anneal_steps` from the start step."""
+        alpha, length = self.args.intrinsic_alpha, self.args.intrinsic_anneal_steps
+        if length <= 0:
+            return alpha
+        return alpha * min(1.0, max(0.0, 1.0 - (t_env - self.args.intrinsic_anneal_start) / length))
+
+    def _check_finite(self, name: str, value: th.Tensor, t_env: int) -> None:
+        if th.isfinite(value).all():
+            return
+        self.stats[name] = float("nan")
+        self._flush_stats(t_env)  # what was computed so far reaches Sacred before the run stops
+        raise for_sacred(TrainingDiverged(
+            f"'{name}' became NaN or inf at t_env={t_env}; the run stopped (metrics so far are saved). "
+            "Lower intrinsic_alpha, wm_lr or lr, or check the environment's observations"))
+
+    def _flush_stats(self, t_env: int) -> None:
+        for name, value in self.stats.items():
+            self.logger.log_stat(name, value, t_env)
+        self.stats.clear()
 
     def _mix(self, mixer, qs, states, roles):
         if getattr(mixer, "needs_roles", False):
@@ -208,7 +250,7 @@ class RoleQLearner:
             th.nn.utils.clip_grad_norm_(self.pretrain_params, self.args.grad_norm_clip)
             self.pretrain_optimiser.step()
             self.stats[self.pretrain.name] = loss.item()
-        if self.args.pretrain_contrastive_steps:
+        if self.args.pretrain_contrastive_steps and self.args.contrastive_interval > 0:
             with th.no_grad():
                 e = trajectory.unroll(x)[:, :-1]
             for _ in range(self.args.pretrain_contrastive_steps):
@@ -232,7 +274,8 @@ class RoleQLearner:
                         tp.lerp_(p, rate)
 
     def cuda(self):
-        for module in (self.mac, self.target_mac, self.mixer, self.target_mixer, self.contrastive, self.pretrain):
+        for module in (self.mac, self.target_mac, self.mixer, self.target_mixer, self.contrastive, self.pretrain,
+                       self.intrinsic):
             module.cuda()
 
     def _checkpoint(self) -> dict:
@@ -243,6 +286,7 @@ class RoleQLearner:
             "target_roles": self.target_mac.roles.state_dict(),
             "contrastive": self.contrastive.state_dict(),
             "pretrain": self.pretrain.state_dict(),
+            "intrinsic": self.intrinsic.state_dict(),  # each term's models, targets and optimisers
             "optimisers": [o.state_dict() for o in self._optimisers()],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "counters": {"training_steps": self.training_steps, "pretrained": self.pretrained,
@@ -266,6 +310,7 @@ class RoleQLearner:
         self.target_mac.roles.load_state_dict(state["target_roles"])
         self.contrastive.load_state_dict(state["contrastive"])
         self.pretrain.load_state_dict(state["pretrain"])
+        self.intrinsic.load_state_dict(state["intrinsic"])
         for optimiser, saved in zip(self._optimisers(), state["optimisers"]):
             optimiser.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
@@ -278,6 +323,14 @@ class RoleQLearner:
             device = next(self.mixer.parameters()).device
             self.kmeans_generator = th.Generator(device=device)
             self.kmeans_generator.set_state(state["kmeans_rng"])
+
+
+def _masked_mean_std(value: th.Tensor, mask: th.Tensor) -> tuple[float, float]:
+    """Mean and std of value [B, T-1, 1] over the unmasked steps."""
+    n = mask.sum().clamp(min=1)
+    mean = (value * mask).sum() / n
+    var = ((value - mean).pow(2) * mask).sum() / n
+    return mean.item(), var.sqrt().item()
 
 
 def td_mask(batch):

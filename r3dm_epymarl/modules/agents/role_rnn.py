@@ -29,3 +29,18 @@ class RoleRNNAgent(nn.Module):
         pre = th.relu(self.fc1(inputs)).transpose(0, 1)  # [T, S, H]
         hs = unroll_cell(self.rnn, pre, self.init_hidden().expand(S, -1).contiguous())
         return self.fc2(hs).transpose(0, 1)  # [S, T, A]
+
+    def unroll_role_swapped(self, x: th.Tensor, z: th.Tensor) -> th.Tensor:
+        """Q_i(tau_i, z_j) for every pair: x [B, T, N, in-R] (agent inputs without the role),
+        z [B, T, N, R] -> q [B, T, N_i, N_j, A].
+
+        One batched unroll of B*N*N streams. fc1 is linear in [x, z], so fc1 is split into its x
+        and z blocks and applied once per agent and once per role; only the sums are N*N-sized.
+        """
+        B, T, N, _ = x.shape
+        w_x, w_z = self.fc1.weight.split([x.shape[-1], z.shape[-1]], dim=1)
+        pre = (x @ w_x.T).unsqueeze(3) + (z @ w_z.T).unsqueeze(2) + self.fc1.bias  # [B, T, N_i, N_j, H]
+        pre = th.relu(pre).permute(1, 0, 2, 3, 4).reshape(T, B * N * N, -1)  # [T, B*N*N, H]
+        hs = unroll_cell(self.rnn, pre, self.init_hidden().expand(B * N * N, -1).contiguous())
+        return self.fc2(hs).reshape(T, B, N, N, -1).transpose(0, 1)  # [B, T, N_i, N_j, A]
+

@@ -1,0 +1,27 @@
+"""R3DM's policy-diversity reward (spec 2a): how much agent i's policy depends on its own role.
+
+pi_i = softmax(beta1 * Q_i(tau_i, z_i)); pi_bar_i = (1/N) sum_j softmax(beta1 * Q_i(tau_i, z_j)) with
+agent i's Q re-evaluated under each teammate's role sequence; r_pol = beta2 * mean_i KL(pi_i || pi_bar_i).
+Unavailable actions are masked out of both softmaxes (a dead agent's single action gives KL 0).
+beta1 scales both policies, so the reward is exactly 0 when all roles are equal (with beta1 = 1,
+the published presets' value on most maps, this is the formula as written).
+"""
+import torch as th
+
+from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+
+
+class PolicyKLReward(IntrinsicTerm):
+    name = "policy_kl"
+    log_name = "r_int_policy"
+
+    def reward(self, ctx: UpdateContext) -> th.Tensor:
+        mac, batch = ctx.mac, ctx.batch
+        beta1 = self.args.r3dm_beta1
+        unavailable = batch["avail_actions"] == 0  # [B, T, N, A]
+        q_swapped = mac.agent.unroll_role_swapped(mac.trajectory_inputs(batch), ctx.z.detach())  # [B,T,Ni,Nj,A]
+        log_pi = th.log_softmax((beta1 * ctx.q.detach()).masked_fill(unavailable, -1e9), dim=-1)  # [B,T,N,A]
+        pi_swapped = th.softmax((beta1 * q_swapped).masked_fill(unavailable.unsqueeze(3), -1e9), dim=-1)
+        log_pi_bar = pi_swapped.mean(dim=3).clamp_min(1e-12).log()  # [B, T, N, A]
+        kl = (log_pi.exp() * (log_pi - log_pi_bar)).masked_fill(unavailable, 0).sum(-1)  # [B, T, N]
+        return self.args.r3dm_beta2 * kl.mean(-1, keepdim=True)[:, :-1] * ctx.mask  # [B, T-1, 1]

@@ -1,0 +1,180 @@
+"""R3DM's dynamics term: how much better a role-conditioned world model predicts the future.
+
+Two RSSMs, each shared across agents (B * N streams, no agent id):
+    p(o_{t+1} | tau_t, a_t)        role-agnostic (`model`)
+    q(o_{t+1} | tau_t, z_t, a_t)   role-conditioned (`role_model`; z_{t-1} enters the sequence model,
+                                   z_t the decoder)
+Both are trained once per learner update; EMA target copies compute the reward
+
+    r_obs_t = mean_i 1/K_t sum_j [ ||o_hat_j - symlog o_{t+j}||^2 - beta1 ||o_hat_role_j - symlog o_{t+j}||^2 ]
+    r_lat_t = mean_i beta3/K_t sum_j [ -log p_prior(s_hat_j) + beta1 log p_prior_role(s_hat_role_j) ]
+
+with k-step open-loop imagination from the filtered (posterior-mode) state at t using the logged
+actions, prior modes for the imagined latents, and K_t = min(k, steps left in the episode).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch as th
+
+from r3dm_epymarl.errors import ConfigError
+from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.world_model.distributions import mode_log_prob, symlog
+from r3dm_epymarl.world_model.rssm import RSSM
+
+LOSS_NAMES = ("recon", "dyn", "rep")
+
+
+def observed(batch) -> th.Tensor:
+    """[B, T]: 1 where an observation exists, i.e. filled and no later than one step after the first
+    terminal (the final observation after a terminal is a valid prediction target; nothing beyond)."""
+    valid = batch["filled"][..., 0].float()  # [B, T]
+    ended = batch["terminated"][..., 0].float().cummax(1).values  # [B, T]: 1 from the first terminal on
+    valid = valid.clone()
+    valid[:, 2:] = valid[:, 2:] * (1 - ended[:, :-2])
+    return valid
+
+
+def imagination_steps(obs_valid: th.Tensor, start_mask: th.Tensor, k: int) -> tuple[th.Tensor, th.Tensor]:
+    """obs_valid [B, T], start_mask [B, T-1] -> (steps [k, B, T-1], K [B, T-1]).
+
+    steps[j-1, b, t] = 1 if step t is a valid start and o_{t+1}, ..., o_{t+j} all exist;
+    K[b, t] = sum_j steps = min(k, last valid index - t) on valid starts, 0 elsewhere.
+    """
+    B, T = obs_valid.shape
+    padded = th.cat([obs_valid, obs_valid.new_zeros(B, k)], 1)  # [B, T+k]
+    steps = th.stack([padded[:, j:j + T - 1] for j in range(1, k + 1)], 0)  # [k, B, T-1]
+    steps = steps.cumprod(0) * start_mask.unsqueeze(0)
+    return steps, steps.sum(0)
+
+
+class WorldModelReward(IntrinsicTerm):
+    name = "world_model"
+    log_name = "r_int_world_model"
+
+    def __init__(self, args, obs_dim: int):
+        super().__init__(args, obs_dim)
+        cfg = lambda key, default: getattr(args, key, default)  # noqa: E731
+        self.beta1 = float(cfg("r3dm_beta1", 1.0))
+        self.beta3 = float(cfg("r3dm_beta3", 0.0))
+        self.horizon = int(cfg("wm_horizon", 1))
+        if self.horizon < 1:
+            raise ConfigError(f"config key 'wm_horizon' is {self.horizon}; it must be an integer >= 1")
+        self.grad_clip = float(cfg("wm_grad_clip", 1000.0))
+        self.tau = float(cfg("wm_target_tau", 0.005))
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"config key 'wm_target_tau' is {self.tau}; it must be in (0, 1]")
+        kwargs = dict(
+            obs_dim=obs_dim, act_dim=int(args.n_actions), hidden=int(cfg("wm_hidden", 128)),
+            deter=int(cfg("wm_deter", 128)), stoch=int(cfg("wm_stoch", 16)), classes=int(cfg("wm_classes", 16)),
+            unimix=float(cfg("wm_unimix", 0.01)), free_bits=float(cfg("wm_free_bits", 1.0)),
+            dyn_scale=float(cfg("wm_dyn_scale", 0.5)), rep_scale=float(cfg("wm_rep_scale", 0.1)),
+        )
+        self.model = RSSM(role_dim=0, **kwargs)
+        self.role_model = RSSM(role_dim=int(args.role_embed_dim), **kwargs)
+        self.target_model = copy.deepcopy(self.model).requires_grad_(False)
+        self.target_role_model = copy.deepcopy(self.role_model).requires_grad_(False)
+        lr, eps = float(cfg("wm_lr", 1e-4)), float(cfg("wm_eps", 1e-8))
+        self.optimiser = th.optim.Adam(self.model.parameters(), lr=lr, eps=eps)
+        self.role_optimiser = th.optim.Adam(self.role_model.parameters(), lr=lr, eps=eps)
+
+    def optimisers(self) -> list[th.optim.Optimizer]:
+        return [self.optimiser, self.role_optimiser]
+
+    # --- inputs -------------------------------------------------------------------------------
+    @staticmethod
+    def _streams(ctx: UpdateContext):
+        """Time-major agent streams: obs [T, M, O], actions [T, M, A], z [T, M, R] (detached), M = B * N."""
+        batch = ctx.batch
+        obs = batch["obs"]
+        B, T, N, _ = obs.shape
+        to_streams = lambda x: x.float().transpose(0, 1).reshape(T, B * N, -1)  # noqa: E731
+        return to_streams(obs), to_streams(batch["actions_onehot"]), to_streams(ctx.z.detach()), (B, T, N)
+
+    # --- training -----------------------------------------------------------------------------
+    def losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
+        """(agnostic, role) loss dicts (recon, dyn, rep, total; scalars with gradient), no optimiser step."""
+        obs, actions, z, (B, T, N) = self._streams(ctx)
+        valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
+        return self.model.loss(obs, actions, None, valid), self.role_model.loss(obs, actions, z, valid)
+
+    def update(self, ctx: UpdateContext) -> dict[str, float]:
+        """One Adam step on each model, then the EMA target update; returns the loss parts as floats."""
+        obs, actions, z, (B, T, N) = self._streams(ctx)
+        valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
+        logged = []
+        for model, optimiser, roles in ((self.model, self.optimiser, None),
+                                        (self.role_model, self.role_optimiser, z)):
+            loss = model.loss(obs, actions, roles, valid)
+            optimiser.zero_grad(set_to_none=True)
+            loss["total"].backward()
+            th.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+            optimiser.step()
+            logged += [loss[name].detach() for name in LOSS_NAMES]
+        self._update_targets()
+        values = th.stack(logged).tolist()  # one device sync
+        names = [f"loss_wm_{n}" for n in LOSS_NAMES] + [f"loss_wm_role_{n}" for n in LOSS_NAMES]
+        return dict(zip(names, values))
+
+    @th.no_grad()
+    def _update_targets(self):
+        for target, online in ((self.target_model, self.model), (self.target_role_model, self.role_model)):
+            for tp, p in zip(target.parameters(), online.parameters()):
+                tp.lerp_(p, self.tau)
+
+    # --- reward -------------------------------------------------------------------------------
+    def _predict(self, model: RSSM, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None):
+        """k-step imagination from every start t = 0..T-2 with the posterior-mode filtered state.
+
+        obs [T, M0, O], actions [T, M0, A], roles [T, M0, R] or None ->
+        (err [k, T-1, M0]: ||o_hat_j - symlog o_{t+j}||^2, logp [k, T-1, M0]: log p_prior(s_hat_j)).
+        Values for steps beyond the sequence are computed on zero padding; the caller masks them.
+        """
+        k = self.horizon
+        T, M0, _ = obs.shape
+        out = model.observe(obs, actions, roles, sample=False)
+        # j = 1: h'_1 = seq(h_t, s_t, a_t, z_t) is exactly the filtered h_{t+1}; its prior is prior_{t+1}.
+        deter = out["deter"][1:]  # [T-1, M0, D]
+        prior = out["prior"][1:]  # [T-1, M0, S, C]
+        stoch = model._latent(prior.flatten(-2), sample=False)  # [T-1, M0, SC]
+        pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M0, ..]  # noqa: E731
+        window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
+        act_p, obs_p = pad(actions), pad(obs)
+        roles_p = None if roles is None else pad(roles)
+        deters, stochs, priors = [deter], [stoch], [prior]
+        if k > 1:
+            M = (T - 1) * M0
+            acts = th.stack([window(act_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1)
+            zs = None if roles is None else (
+                th.stack([window(roles_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1))
+            im = model.imagine(deter.reshape(M, -1), stoch.reshape(M, -1), acts, zs, sample=False)
+            deters.append(im["deter"].reshape(k - 1, T - 1, M0, -1))
+            stochs.append(im["stoch"].reshape(k - 1, T - 1, M0, -1))
+            priors.append(im["prior"].reshape((k - 1, T - 1, M0) + prior.shape[-2:]))
+        deter = th.cat([d.unsqueeze(0) if d.dim() == 3 else d for d in deters], 0)  # [k, T-1, M0, D]
+        stoch = th.cat([s.unsqueeze(0) if s.dim() == 3 else s for s in stochs], 0)  # [k, T-1, M0, SC]
+        prior = th.cat([p.unsqueeze(0) if p.dim() == 4 else p for p in priors], 0)  # [k, T-1, M0, S, C]
+        dec_roles = None if roles is None else th.stack([window(roles_p, j) for j in range(1, k + 1)], 0)
+        targets = symlog(th.stack([window(obs_p, j) for j in range(1, k + 1)], 0))  # [k, T-1, M0, O]
+        err = (model.decode(deter, stoch, dec_roles) - targets).pow(2).sum(-1)  # [k, T-1, M0]
+        return err, mode_log_prob(prior, model.unimix)
+
+    def reward(self, ctx: UpdateContext) -> th.Tensor:
+        """[B, T-1, 1] r_obs + r_lat from the target models (deterministic); sets reward_parts."""
+        with th.no_grad():
+            obs, actions, z, (B, T, N) = self._streams(ctx)
+            steps, K = imagination_steps(observed(ctx.batch), ctx.mask[..., 0].float(), self.horizon)
+            err, logp = self._predict(self.target_model, obs, actions, None)
+            err_role, logp_role = self._predict(self.target_role_model, obs, actions, z)
+            k = self.horizon
+            per_step = lambda x: x.reshape(k, T - 1, B, N).permute(0, 2, 1, 3)  # [k, B, T-1, N]  # noqa: E731
+            obs_term = per_step(err - self.beta1 * err_role)
+            lat_term = per_step(-logp + self.beta1 * logp_role)
+            on = (steps > 0).unsqueeze(-1)  # [k, B, T-1, 1]
+            scale = 1.0 / K.clamp(min=1.0)  # [B, T-1]
+            r_obs = th.where(on, obs_term, 0.0).sum(0).mean(-1) * scale  # [B, T-1]
+            r_lat = self.beta3 * th.where(on, lat_term, 0.0).sum(0).mean(-1) * scale
+            r_obs, r_lat = r_obs.unsqueeze(-1), r_lat.unsqueeze(-1)  # [B, T-1, 1]
+            self.reward_parts = {"r_int_obs": r_obs, "r_int_lat": r_lat}
+            return r_obs + r_lat

@@ -1,0 +1,34 @@
+"""R3DM = the role-aware Q learner (ACORM) + intrinsic rewards for role diversity (spec section 2).
+
+Nothing here re-implements an update: the shared learner runs the configured intrinsic terms through
+its hook. This module only declares R3DM's keys, so a wrong type stops the run at construction.
+"""
+from r3dm_epymarl.config import Key
+from r3dm_epymarl.learners.role_q_learner import ROLE_Q_KEYS, RoleQLearner
+
+R3DM_KEYS = {
+    "intrinsic_terms": Key(list, "intrinsic reward terms: policy_kl, world_model ([] = ACORM)"),
+    "intrinsic_alpha": Key(float, "alpha: weight of r_int in the TD target", minimum=0.0),
+    "intrinsic_anneal_start": Key(int, "t_env where alpha starts its linear decay to 0", minimum=0),
+    "intrinsic_anneal_steps": Key(int, "length of that decay in env steps; 0 = no anneal", minimum=0),
+    "r3dm_beta1": Key(float, "beta1: policy temperature and role-model weight", minimum=0.0),
+    "r3dm_beta2": Key(float, "beta2: weight of the policy term", minimum=0.0),
+    "r3dm_beta3": Key(float, "beta3: weight of the latent (prior log-prob) term", minimum=0.0),
+    "wm_horizon": Key(int, "k: imagination steps", minimum=1),
+    "wm_hidden": Key(int, "world-model MLP width", minimum=1),
+    "wm_deter": Key(int, "deterministic state width", minimum=1),
+    "wm_stoch": Key(int, "number of categorical latents", minimum=1),
+    "wm_classes": Key(int, "classes per latent", minimum=2),
+    "wm_unimix": Key(float, "uniform mix of the latent categoricals", minimum=0.0),
+    "wm_free_bits": Key(float, "free bits of both KL terms", minimum=0.0),
+    "wm_dyn_scale": Key(float, "weight of the dynamics KL", minimum=0.0),
+    "wm_rep_scale": Key(float, "weight of the representation KL", minimum=0.0),
+    "wm_lr": Key(float, "world-model Adam lr", minimum=0.0),
+    "wm_eps": Key(float, "world-model Adam eps", minimum=0.0),
+    "wm_grad_clip": Key(float, "world-model gradient-norm clip", minimum=0.0),
+    "wm_target_tau": Key(float, "EMA rate of the reward-computing target models", minimum=0.0),
+}
+
+
+class R3DMLearner(RoleQLearner):
+    schema = {**ROLE_Q_KEYS, **R3DM_KEYS}

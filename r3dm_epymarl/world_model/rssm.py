@@ -1,0 +1,192 @@
+"""A DreamerV3-style recurrent state-space model over observations (no reward or continue heads).
+
+Shapes: time-major. T steps, M independent streams (e.g. B * N agent streams; the model is shared
+across agents and sees no agent id), O obs features, A actions, R role features (0 = no role input),
+D deterministic units, S categoricals of C classes (SC = S * C flattened stochastic state), H hidden.
+
+Time convention (t = 0..T-1):
+    h_t  = GRU(h_{t-1}, in([s_{t-1}, a_{t-1}, z_{t-1}]))     (h_{-1} = tanh(learned), s_{-1} = prior mode
+                                                             of h_{-1}, a_{-1} = 0, z_{-1} = 0)
+    prior_t     = prior_head(h_t)
+    posterior_t = post_head([h_t, embed(symlog o_t)]),  s_t ~ posterior_t
+    o_hat_t     = decoder([h_t, s_t, z_t])                   (in symlog space)
+
+Only the recurrence (input layer, GRU cell, posterior, sampling) runs inside the Python loop over T.
+The linear layers that see [s, a, z] and [h, embed] are split by input so that the parts that do
+not depend on the recurrence (a, z, embed) are computed once for all steps before the loop;
+the encoder, the prior head and the decoder run once over all [T * M] rows.
+"""
+from __future__ import annotations
+
+import torch as th
+from torch import nn
+from torch.nn import functional as F
+
+from r3dm_epymarl.world_model.distributions import (
+    kl_losses, straight_through_mode, straight_through_sample, symlog, unimix_probs,
+)
+
+
+def mlp(in_dim: int, hidden: int, layers: int = 2, out_dim: int | None = None) -> nn.Sequential:
+    """`layers` x [Linear, LayerNorm, SiLU] with `hidden` units, then an optional Linear to out_dim."""
+    modules, dim = [], in_dim
+    for _ in range(layers):
+        modules += [nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+        dim = hidden
+    if out_dim is not None:
+        modules.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*modules)
+
+
+class LayerNormGRUCell(nn.Module):
+    """DreamerV3's GRU: one Linear on [x, h] -> 3D, LayerNorm, then reset / candidate / update gates."""
+
+    def __init__(self, input_dim: int, deter: int, update_bias: float = -1.0):
+        super().__init__()
+        self.linear = nn.Linear(input_dim + deter, 3 * deter, bias=False)  # LayerNorm supplies the bias
+        self.norm = nn.LayerNorm(3 * deter)
+        self.update_bias = update_bias
+
+    def forward(self, x: th.Tensor, h: th.Tensor) -> th.Tensor:
+        """x [M, in], h [M, D] -> h' [M, D]."""
+        parts = self.norm(self.linear(th.cat([x, h], -1)))
+        reset, cand, update = parts.chunk(3, -1)
+        reset = th.sigmoid(reset)
+        cand = th.tanh(reset * cand)
+        update = th.sigmoid(update + self.update_bias)
+        return update * cand + (1 - update) * h
+
+
+class RSSM(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, role_dim: int = 0, hidden: int = 128, deter: int = 128,
+                 stoch: int = 16, classes: int = 16, unimix: float = 0.01, free_bits: float = 1.0,
+                 dyn_scale: float = 0.5, rep_scale: float = 0.1):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.role_dim = obs_dim, act_dim, role_dim
+        self.deter, self.stoch, self.classes = deter, stoch, classes
+        self.unimix, self.free_bits = unimix, free_bits
+        self.dyn_scale, self.rep_scale = dyn_scale, rep_scale
+        sc = stoch * classes
+
+        self.encoder = mlp(obs_dim, hidden)  # symlog(o) [.., O] -> embed [.., H]
+        # Sequence-model input Linear([s, a, z]) split into its s part (in the loop) and a, z part (outside).
+        self.in_stoch = nn.Linear(sc, hidden, bias=False)
+        self.in_other = nn.Linear(act_dim + role_dim, hidden)
+        self.in_norm = nn.LayerNorm(hidden)
+        self.cell = LayerNormGRUCell(hidden, deter)
+        self.h_init = nn.Parameter(th.zeros(deter))  # h_{-1} = tanh(h_init)
+        self.prior_head = mlp(deter, hidden, layers=1, out_dim=sc)  # h [.., D] -> logits [.., SC]
+        # Posterior MLP on [h, embed], first Linear split into its h part (in the loop) and embed part.
+        self.post_deter = nn.Linear(deter, hidden, bias=False)
+        self.post_embed = nn.Linear(hidden, hidden)
+        self.post_norm = nn.LayerNorm(hidden)
+        self.post_out = nn.Linear(hidden, sc)
+        self.decoder = mlp(deter + sc + role_dim, hidden, out_dim=obs_dim)  # [h, s, z] -> symlog o_hat
+
+    # --- pieces ---------------------------------------------------------------------------------
+    def _latent(self, logits: th.Tensor, sample: bool) -> th.Tensor:
+        """logits [.., SC] -> one-hot latent [.., SC] (straight-through sample, or the mode)."""
+        probs = unimix_probs(logits.unflatten(-1, (self.stoch, self.classes)), self.unimix)
+        latent = straight_through_sample(probs) if sample else straight_through_mode(probs)
+        return latent.flatten(-2)
+
+    def initial(self, m: int) -> tuple[th.Tensor, th.Tensor]:
+        """The learned initial state (h_{-1} [M, D], s_{-1} [M, SC]) = (tanh(w), prior mode of it)."""
+        h = th.tanh(self.h_init)
+        s = self._latent(self.prior_head(h), sample=False)
+        return h.expand(m, -1), s.expand(m, -1)
+
+    def _other_inputs(self, actions: th.Tensor, roles: th.Tensor | None) -> th.Tensor:
+        """actions [.., A], roles [.., R] or None -> the a, z part of the input layer [.., H] (with bias)."""
+        x = actions if self.role_dim == 0 else th.cat([actions, roles], -1)
+        return self.in_other(x)
+
+    def seq_step(self, h: th.Tensor, s: th.Tensor, other: th.Tensor) -> th.Tensor:
+        """h [M, D], s [M, SC], other [M, H] (from _other_inputs) -> next h [M, D]."""
+        x = F.silu(self.in_norm(self.in_stoch(s) + other))
+        return self.cell(x, h)
+
+    def prior(self, deter: th.Tensor) -> th.Tensor:
+        """deter [.., D] -> prior logits [.., S, C]."""
+        return self.prior_head(deter).unflatten(-1, (self.stoch, self.classes))
+
+    def decode(self, deter: th.Tensor, stoch: th.Tensor, roles: th.Tensor | None = None) -> th.Tensor:
+        """deter [.., D], stoch [.., SC], roles [.., R] -> predicted symlog(obs) [.., O]."""
+        parts = [deter, stoch] if self.role_dim == 0 else [deter, stoch, roles]
+        return self.decoder(th.cat(parts, -1))
+
+    # --- filtering, imagination, loss ------------------------------------------------------------
+    def observe(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
+                sample: bool = True) -> dict[str, th.Tensor]:
+        """Filter a sequence.
+
+        obs [T, M, O] (raw), actions [T, M, A] (a_t = action taken at t), roles [T, M, R] (z_t) or None.
+        sample: straight-through posterior samples (training) or the posterior mode (deterministic).
+        Returns deter [T, M, D], stoch [T, M, SC], post [T, M, S, C] logits, prior [T, M, S, C] logits.
+        """
+        T, M, _ = obs.shape
+        embed = self.encoder(symlog(obs))  # [T, M, H]
+        post_embed = self.post_embed(embed)  # [T, M, H]
+        prev_actions = th.cat([th.zeros_like(actions[:1]), actions[:-1]], 0)  # a_{t-1} [T, M, A]
+        prev_roles = None if self.role_dim == 0 else th.cat([th.zeros_like(roles[:1]), roles[:-1]], 0)
+        other = self._other_inputs(prev_actions, prev_roles)  # [T, M, H]
+
+        h, s = self.initial(M)
+        deters, stochs, posts = [], [], []
+        for t in range(T):
+            h = self.seq_step(h, s, other[t])
+            logits = self.post_out(F.silu(self.post_norm(self.post_deter(h) + post_embed[t])))  # [M, SC]
+            s = self._latent(logits, sample)
+            deters.append(h)
+            stochs.append(s)
+            posts.append(logits)
+        deter = th.stack(deters, 0)  # [T, M, D]
+        return {
+            "deter": deter,
+            "stoch": th.stack(stochs, 0),  # [T, M, SC]
+            "post": th.stack(posts, 0).unflatten(-1, (self.stoch, self.classes)),  # [T, M, S, C]
+            "prior": self.prior(deter),  # [T, M, S, C]
+        }
+
+    def imagine(self, deter: th.Tensor, stoch: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
+                sample: bool = False) -> dict[str, th.Tensor]:
+        """Roll the prior forward from a state with given actions (open loop).
+
+        deter [M, D], stoch [M, SC]: the state to start from; actions [K, M, A], roles [K, M, R]:
+        the sequence-model inputs of each step (the action taken, and z, at the step being left).
+        sample=False uses the prior mode (deterministic).
+        Returns deter [K, M, D], stoch [K, M, SC], prior [K, M, S, C] logits (the prior that produced stoch).
+        """
+        other = self._other_inputs(actions, roles)  # [K, M, H]
+        h, s = deter, stoch
+        deters, stochs, priors = [], [], []
+        for j in range(actions.shape[0]):
+            h = self.seq_step(h, s, other[j])
+            logits = self.prior_head(h)  # [M, SC]
+            s = self._latent(logits, sample)
+            deters.append(h)
+            stochs.append(s)
+            priors.append(logits)
+        return {
+            "deter": th.stack(deters, 0),
+            "stoch": th.stack(stochs, 0),
+            "prior": th.stack(priors, 0).unflatten(-1, (self.stoch, self.classes)),
+        }
+
+    def loss(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
+             valid: th.Tensor | None = None) -> dict[str, th.Tensor]:
+        """obs [T, M, O], actions [T, M, A], roles [T, M, R] or None, valid [T, M] (1 = observation exists).
+
+        Per step: recon = sum_O (o_hat - symlog o)^2, dyn / rep = KL terms clipped at free bits;
+        total = recon + dyn_scale * dyn + rep_scale * rep. Each returned scalar is averaged over valid steps.
+        """
+        out = self.observe(obs, actions, roles, sample=True)
+        pred = self.decode(out["deter"], out["stoch"], roles)  # [T, M, O]
+        recon = (pred - symlog(obs)).pow(2).sum(-1)  # [T, M]
+        dyn, rep = kl_losses(out["post"], out["prior"], self.free_bits, self.unimix)  # [T, M] each
+        total = recon + self.dyn_scale * dyn + self.rep_scale * rep
+        if valid is None:
+            valid = th.ones_like(recon)
+        denom = valid.sum().clamp(min=1.0)
+        mean = lambda x: (x * valid).sum() / denom  # noqa: E731
+        return {"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)}

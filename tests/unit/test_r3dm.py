@@ -1,0 +1,161 @@
+"""R3DM on synthetic batches: the policy term, the intrinsic hook, presets, R3DM-vs-ACORM equivalence."""
+import pytest
+import torch as th
+import yaml
+
+from r3dm_epymarl.errors import ConfigError, TrainingDiverged
+from r3dm_epymarl.intrinsic import TERMS
+from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.intrinsic.policy_kl import PolicyKLReward
+from r3dm_epymarl.learners.role_q_learner import td_mask
+from r3dm_epymarl.paths import config_dir
+from r3dm_epymarl.presets import with_presets
+from tests.synthetic import build_learner, make_batch
+
+POLICY_ONLY = {"intrinsic_terms": ["policy_kl"], "pretrain_encoder_steps": 0, "pretrain_contrastive_steps": 0}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    th.manual_seed(0)
+
+
+def _ctx(learner, batch, z=None):
+    q, _, z_online = learner.mac.unroll(batch)
+    return UpdateContext(batch, q, z_online if z is None else z, td_mask(batch)[1], learner.mac, 0)
+
+
+# --- policy_kl ----------------------------------------------------------------------------------
+
+def test_role_swap_batched_equals_naive_pair_loop():
+    batch = make_batch(B=2, T=6, N=3)
+    learner, _ = build_learner(batch, "r3dm", **POLICY_ONLY)
+    mac = learner.mac
+    x = mac.trajectory_inputs(batch)  # [B, T, N, in]
+    _, _, z = mac.unroll(batch)
+    fast = mac.agent.unroll_role_swapped(x, z)  # [B, T, Ni, Nj, A]
+    for i in range(3):
+        for j in range(3):
+            naive = mac.agent.unroll(th.cat([x[:, :, i], z[:, :, j]], dim=-1))  # [B, T, A]
+            assert th.allclose(fast[:, :, i, j], naive, atol=1e-5), (i, j)
+    q, _, _ = mac.unroll(batch)
+    assert th.allclose(th.diagonal(fast, dim1=2, dim2=3).permute(0, 1, 3, 2), q, atol=1e-5)
+
+
+@pytest.mark.parametrize("beta1", [1.0, 2.0])
+def test_policy_reward_is_zero_when_all_roles_are_equal(beta1):
+    batch = make_batch()
+    learner, _ = build_learner(batch, "r3dm", r3dm_beta1=beta1, **POLICY_ONLY)
+    ctx = _ctx(learner, batch)
+    same = ctx.z[:, :, :1].expand_as(ctx.z).contiguous()
+    q_same = learner.mac.agent.unroll_role_swapped(learner.mac.trajectory_inputs(batch), same)[:, :, :, 0]
+    term = PolicyKLReward(learner.args, obs_dim=6)
+    with th.no_grad():
+        r = term.reward(UpdateContext(batch, q_same, same, ctx.mask, learner.mac, 0))
+    assert r.shape == (4, 9, 1) and r.abs().max() < 1e-6
+    with th.no_grad():
+        r_diverse = term.reward(ctx)
+    assert (r_diverse >= -1e-7).all() and r_diverse.max() > 1e-6, "KL is non-negative and non-zero for distinct roles"
+    assert (r_diverse[ctx.mask == 0] == 0).all(), "masked steps get no reward"
+
+
+# --- the hook in the learner --------------------------------------------------------------------
+
+def _td_losses(algorithm, steps=4, **overrides):
+    batch = make_batch(seed=5)
+    th.manual_seed(42)
+    learner, logger = build_learner(batch, algorithm, contrastive_interval=2, **overrides)
+    for t in range(steps):
+        learner.train(batch, t, t)
+    return [v for _, v in logger.stats["loss_td"]], logger
+
+
+def test_r3dm_with_alpha_zero_and_no_world_model_is_acorm():
+    acorm, _ = _td_losses("acorm")
+    r3dm, logger = _td_losses("r3dm", intrinsic_terms=["policy_kl"], intrinsic_alpha=0.0)
+    assert acorm == r3dm
+    assert "r_int_policy_mean" in logger.stats  # the term ran; alpha = 0 kept it out of the target
+    with_alpha, _ = _td_losses("r3dm", intrinsic_terms=["policy_kl"], intrinsic_alpha=0.5, r3dm_beta2=5.0)
+    assert all(a != b for a, b in zip(with_alpha, acorm))  # with alpha > 0, r_int enters every target
+
+
+def test_alpha_anneals_linearly_to_zero():
+    batch = make_batch()
+    learner, _ = build_learner(batch, "r3dm", intrinsic_alpha=0.03, intrinsic_anneal_start=2_000_000,
+                               intrinsic_anneal_steps=1_000_000, **{k: v for k, v in POLICY_ONLY.items()})
+    alpha = learner.intrinsic_alpha
+    assert alpha(0) == alpha(2_000_000) == pytest.approx(0.03)
+    assert alpha(2_500_000) == pytest.approx(0.015)
+    assert alpha(3_000_000) == alpha(9_000_000) == 0.0
+
+
+class NaNTerm(IntrinsicTerm):
+    name, log_name = "nan_term", "r_int_nan"
+
+    def reward(self, ctx):
+        return th.full_like(ctx.mask, float("nan"))
+
+
+def test_nan_in_a_term_stops_training_naming_it_after_flushing_logs(monkeypatch):
+    monkeypatch.setitem(TERMS, "nan_term", f"{__name__}:NaNTerm")
+    batch = make_batch()
+    learner, logger = build_learner(batch, "r3dm", intrinsic_terms=["policy_kl", "nan_term"],
+                                    pretrain_encoder_steps=1, pretrain_contrastive_steps=0)
+    with pytest.raises(TrainingDiverged, match="'r_int_nan' became NaN or inf at t_env=7"):
+        learner.train(batch, 7, 1)
+    assert "r_int_policy_mean" in logger.stats and "loss_pretrain" in logger.stats  # flushed before stopping
+
+
+def test_unknown_term_is_a_config_error():
+    with pytest.raises(ConfigError, match="'intrinsic_terms' names 'curiosity'"):
+        build_learner(make_batch(), "r3dm", intrinsic_terms=["curiosity"])
+
+
+def test_policy_term_trains_nothing_of_its_own_and_saves_with_the_learner(tmp_path):
+    batch = make_batch()
+    learner, _ = build_learner(batch, "r3dm", **POLICY_ONLY)
+    assert not list(learner.intrinsic.parameters())
+    learner.train(batch, 0, 0)
+    learner.save_models(tmp_path)
+    fresh, _ = build_learner(batch, "r3dm", **POLICY_ONLY)
+    fresh.load_models(tmp_path)
+    learner.train(batch, 1, 1)
+    fresh.train(batch, 1, 1)
+    assert learner.logger.stats["loss_td"][-1] == fresh.logger.stats["loss_td"][-1]
+
+
+# --- configs and presets ------------------------------------------------------------------------
+
+def _yaml(name):
+    return yaml.safe_load((config_dir() / "algs" / f"{name}.yaml").read_text())
+
+
+def test_r3dm_yaml_keeps_every_acorm_value():
+    acorm, r3dm = _yaml("acorm"), _yaml("r3dm")
+    differ = {k for k in acorm if acorm[k] != r3dm.get(k)}
+    assert differ == {"name", "learner"}
+
+
+SPEC_MAPS = ["3s5z_vs_3s6z", "6h_vs_8z", "corridor", "MMM2", "5m_vs_6m", "27m_vs_30m", "3s5z",
+             "protoss_5_vs_5", "terran_5_vs_5", "zerg_5_vs_5", "protoss_10_vs_11", "terran_10_vs_11"]
+
+
+def test_presets_cover_the_spec_maps_with_declared_keys():
+    presets = yaml.safe_load((config_dir() / "presets" / "r3dm.yaml").read_text())
+    assert sorted(presets) == sorted(SPEC_MAPS)
+    r3dm = _yaml("r3dm")
+    for map_name, keys in presets.items():
+        assert {"r3dm_beta1", "r3dm_beta2", "r3dm_beta3", "intrinsic_alpha", "wm_horizon"} <= set(keys)
+        for key, value in keys.items():
+            assert key in r3dm and type(value) is type(r3dm[key]), (map_name, key)
+    assert presets["6h_vs_8z"] == {"r3dm_beta1": 1.0, "r3dm_beta2": 1.0, "r3dm_beta3": 1.0,
+                                   "intrinsic_alpha": 0.01, "wm_horizon": 2}
+
+
+def test_presets_apply_for_the_map_and_the_command_line_wins():
+    config = {"name": "r3dm", "env_args": {"map_name": "5m_vs_6m"}}
+    argv, added = with_presets(["--config=r3dm", "with", "intrinsic_alpha=0.2"], config)
+    assert added == {"r3dm_beta1": 2.0, "r3dm_beta2": 1.0, "r3dm_beta3": 0.0, "wm_horizon": 2}
+    assert "intrinsic_alpha=0.2" in argv and "r3dm_beta1=2.0" in argv and "intrinsic_alpha=0.05" not in argv
+    assert with_presets(["x"], {"name": "r3dm", "env_args": {"map_name": "nowhere"}}) == (["x"], {})
+    assert with_presets(["x"], {"name": "acorm", "env_args": {"map_name": "5m_vs_6m"}}) == (["x"], {})
