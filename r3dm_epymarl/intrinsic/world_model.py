@@ -140,9 +140,12 @@ class WorldModelReward(IntrinsicTerm):
         stoch = model._latent(prior.flatten(-2), sample=False)  # [T-1, M0, SC]
         pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M0, ..]  # noqa: E731
         window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
-        act_p, obs_p = pad(actions), pad(obs)
-        roles_p = None if roles is None else pad(roles)
-        deters, stochs, priors = [deter], [stoch], [prior]
+        if k > 1:
+            act_p, obs_p = pad(actions), pad(obs)
+            roles_p = None if roles is None else pad(roles)
+        else:  # t + 1 <= T - 1 always exists
+            act_p, obs_p, roles_p = actions, obs, roles
+        deters, stochs, priors = [deter.unsqueeze(0)], [stoch.unsqueeze(0)], [prior.unsqueeze(0)]
         if k > 1:
             M = (T - 1) * M0
             acts = th.stack([window(act_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1)
@@ -152,9 +155,9 @@ class WorldModelReward(IntrinsicTerm):
             deters.append(im["deter"].reshape(k - 1, T - 1, M0, -1))
             stochs.append(im["stoch"].reshape(k - 1, T - 1, M0, -1))
             priors.append(im["prior"].reshape((k - 1, T - 1, M0) + prior.shape[-2:]))
-        deter = th.cat([d.unsqueeze(0) if d.dim() == 3 else d for d in deters], 0)  # [k, T-1, M0, D]
-        stoch = th.cat([s.unsqueeze(0) if s.dim() == 3 else s for s in stochs], 0)  # [k, T-1, M0, SC]
-        prior = th.cat([p.unsqueeze(0) if p.dim() == 4 else p for p in priors], 0)  # [k, T-1, M0, S, C]
+        deter = th.cat(deters, 0)  # [k, T-1, M0, D]
+        stoch = th.cat(stochs, 0)  # [k, T-1, M0, SC]
+        prior = th.cat(priors, 0)  # [k, T-1, M0, S, C]
         dec_roles = None if roles is None else th.stack([window(roles_p, j) for j in range(1, k + 1)], 0)
         targets = symlog(th.stack([window(obs_p, j) for j in range(1, k + 1)], 0))  # [k, T-1, M0, O]
         err = (model.decode(deter, stoch, dec_roles) - targets).pow(2).sum(-1)  # [k, T-1, M0]

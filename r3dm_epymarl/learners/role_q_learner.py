@@ -336,6 +336,6 @@ def _masked_mean_std(value: th.Tensor, mask: th.Tensor) -> tuple[float, float]:
 def td_mask(batch):
     """(terminated [B, T-1, 1], mask [B, T-1, 1]): steps that are filled and not after a terminal."""
     terminated = batch["terminated"][:, :-1].float()
-    mask = batch["filled"][:, :-1].float()
+    mask = batch["filled"][:, :-1].float().clone()  # .float() is a view when filled is float already
     mask[:, 1:] = mask[:, 1:] * (1 - terminated[:, :-1])
     return terminated, mask

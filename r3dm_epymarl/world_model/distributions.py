@@ -32,6 +32,25 @@ def unimix_log_probs(logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
     return th.log_softmax(logits, dim=-1)
 
 
+class _StraightThrough(th.autograd.Function):
+    """Value of `onehot`, gradient of `probs`: the same as onehot + probs - probs.detach(), in one op."""
+
+    @staticmethod
+    def forward(ctx, probs, onehot):
+        return onehot
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def straight_through(probs: th.Tensor, onehot: th.Tensor) -> th.Tensor:
+    """onehot [..., C] in value, with the gradient flowing to probs [..., C] as if the output were probs."""
+    if probs.requires_grad and th.is_grad_enabled():
+        return _StraightThrough.apply(probs, onehot)
+    return onehot
+
+
 def straight_through_sample(probs: th.Tensor) -> th.Tensor:
     """probs [..., C] -> one-hot sample [..., C] whose gradient is that of `probs`.
 
@@ -39,15 +58,14 @@ def straight_through_sample(probs: th.Tensor) -> th.Tensor:
     reproducible under torch.manual_seed on the probs' device.
     """
     u = th.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype)
-    index = (probs.cumsum(-1) < u).sum(-1).clamp(max=probs.shape[-1] - 1)  # [...]
-    sample = th.nn.functional.one_hot(index, probs.shape[-1]).to(probs.dtype)
-    return sample + probs - probs.detach()
+    index = (probs.detach().cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)  # [...]
+    return straight_through(probs, th.nn.functional.one_hot(index, probs.shape[-1]).to(probs.dtype))
 
 
 def straight_through_mode(probs: th.Tensor) -> th.Tensor:
     """probs [..., C] -> one-hot argmax [..., C] (deterministic), straight-through gradient."""
-    mode = th.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
-    return mode + probs - probs.detach()
+    index = probs.detach().argmax(-1)
+    return straight_through(probs, th.nn.functional.one_hot(index, probs.shape[-1]).to(probs.dtype))
 
 
 def categorical_kl(lhs_logits: th.Tensor, rhs_logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
@@ -65,8 +83,12 @@ def kl_losses(post_logits: th.Tensor, prior_logits: th.Tensor, free_bits: float 
     rep = max(free_bits, KL[post || sg(prior)])  trains the posterior only.
     Below free bits the clamp passes no gradient.
     """
-    dyn = categorical_kl(post_logits.detach(), prior_logits, unimix).clamp(min=free_bits)
-    rep = categorical_kl(post_logits, prior_logits.detach(), unimix).clamp(min=free_bits)
+    post_log = unimix_log_probs(post_logits, unimix)
+    prior_log = unimix_log_probs(prior_logits, unimix)
+    post_probs = post_log.exp()
+    # Both terms share the log-probabilities; only where the stop-gradients sit differs.
+    dyn = (post_probs.detach() * (post_log.detach() - prior_log)).sum((-2, -1)).clamp(min=free_bits)
+    rep = (post_probs * (post_log - prior_log.detach())).sum((-2, -1)).clamp(min=free_bits)
     return dyn, rep
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from r3dm_epymarl.world_model.distributions import (
-    kl_losses, straight_through_mode, straight_through_sample, symlog, unimix_probs,
+    kl_losses, straight_through, straight_through_sample, symlog, unimix_probs,
 )
 
 
@@ -49,8 +49,11 @@ class LayerNormGRUCell(nn.Module):
 
     def forward(self, x: th.Tensor, h: th.Tensor) -> th.Tensor:
         """x [M, in], h [M, D] -> h' [M, D]."""
-        parts = self.norm(self.linear(th.cat([x, h], -1)))
-        reset, cand, update = parts.chunk(3, -1)
+        return self.gates(self.linear(th.cat([x, h], -1)), h)
+
+    def gates(self, parts: th.Tensor, h: th.Tensor) -> th.Tensor:
+        """parts [M, 3D] = linear([x, h]) (before the norm), h [M, D] -> h' [M, D]."""
+        reset, cand, update = self.norm(parts).chunk(3, -1)
         reset = th.sigmoid(reset)
         cand = th.tanh(reset * cand)
         update = th.sigmoid(update + self.update_bias)
@@ -62,7 +65,7 @@ class RSSM(nn.Module):
                  stoch: int = 16, classes: int = 16, unimix: float = 0.01, free_bits: float = 1.0,
                  dyn_scale: float = 0.5, rep_scale: float = 0.1):
         super().__init__()
-        self.obs_dim, self.act_dim, self.role_dim = obs_dim, act_dim, role_dim
+        self.obs_dim, self.act_dim, self.role_dim, self.hidden = obs_dim, act_dim, role_dim, hidden
         self.deter, self.stoch, self.classes = deter, stoch, classes
         self.unimix, self.free_bits = unimix, free_bits
         self.dyn_scale, self.rep_scale = dyn_scale, rep_scale
@@ -85,10 +88,18 @@ class RSSM(nn.Module):
 
     # --- pieces ---------------------------------------------------------------------------------
     def _latent(self, logits: th.Tensor, sample: bool) -> th.Tensor:
-        """logits [.., SC] -> one-hot latent [.., SC] (straight-through sample, or the mode)."""
-        probs = unimix_probs(logits.unflatten(-1, (self.stoch, self.classes)), self.unimix)
-        latent = straight_through_sample(probs) if sample else straight_through_mode(probs)
-        return latent.flatten(-2)
+        """logits [.., SC] -> one-hot latent [.., SC]: a straight-through sample, or the mode.
+
+        The mode is the argmax of the logits (unimix keeps it); it carries the straight-through
+        gradient of the probabilities only when gradients are being recorded.
+        """
+        logits = logits.unflatten(-1, (self.stoch, self.classes))  # [.., S, C]
+        if sample:
+            return straight_through_sample(unimix_probs(logits, self.unimix)).flatten(-2)
+        mode = F.one_hot(logits.argmax(-1), self.classes).to(logits.dtype)
+        if th.is_grad_enabled() and logits.requires_grad:
+            mode = straight_through(unimix_probs(logits, self.unimix), mode)
+        return mode.flatten(-2)
 
     def initial(self, m: int) -> tuple[th.Tensor, th.Tensor]:
         """The learned initial state (h_{-1} [M, D], s_{-1} [M, SC]) = (tanh(w), prior mode of it)."""
@@ -131,11 +142,21 @@ class RSSM(nn.Module):
         prev_roles = None if self.role_dim == 0 else th.cat([th.zeros_like(roles[:1]), roles[:-1]], 0)
         other = self._other_inputs(prev_actions, prev_roles)  # [T, M, H]
 
-        h, s = self.initial(M)
+        # Inside the loop only the recurrence runs. Linear([x, h]) of the GRU is applied as
+        # x @ W_x + h @ W_h, and h @ W_h is computed together with the posterior's h part in one
+        # matmul on each new h (same parameters, same maths, one fewer kernel per step).
+        D = self.deter
+        w_x, w_h = self.cell.linear.weight.split([self.hidden, D], dim=1)  # [3D, H], [3D, D]
+        w_hcat = th.cat([w_h, self.post_deter.weight], 0).t()  # [D, 3D + H]
+        w_x, w_s = w_x.t(), self.in_stoch.weight.t()  # [H, 3D], [SC, H]
+        h, s = self.initial(M)  # [M, D], [M, SC]
+        h_proj = h @ w_hcat  # [M, 3D + H]
         deters, stochs, posts = [], [], []
         for t in range(T):
-            h = self.seq_step(h, s, other[t])
-            logits = self.post_out(F.silu(self.post_norm(self.post_deter(h) + post_embed[t])))  # [M, SC]
+            x = F.silu(self.in_norm(th.addmm(other[t], s, w_s)))  # [M, H]
+            h = self.cell.gates(th.addmm(h_proj[:, :3 * D], x, w_x), h)  # [M, D]
+            h_proj = h @ w_hcat
+            logits = self.post_out(F.silu(self.post_norm(h_proj[:, 3 * D:] + post_embed[t])))  # [M, SC]
             s = self._latent(logits, sample)
             deters.append(h)
             stochs.append(s)
