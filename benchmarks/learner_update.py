@@ -44,10 +44,10 @@ class NullLogger:
 
 
 def host_args(host, algorithm, opts):
-    from r3dm_epymarl.launcher import _find
+    from r3dm_epymarl.launcher import find_config
 
     config = yaml.safe_load((host.config_dir / "default.yaml").read_text())
-    config.update(yaml.safe_load(_find(host, "algs", algorithm).read_text()))
+    config.update(yaml.safe_load(find_config(host, "algs", algorithm).read_text()))
     config.update(n_agents=opts.N, n_actions=opts.actions, state_shape=opts.state, seed=1, use_cuda=False,
                   device="cpu", learner_log_interval=1, common_reward=True, unit_dim=opts.obs,
                   pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
@@ -65,10 +65,7 @@ def make_batch(host, opts):
     }
     groups = {"agents": opts.N}
     preprocess = {"actions": ("actions_onehot", [OneHot(out_dim=opts.actions)])}
-    try:
-        batch = EpisodeBatch(scheme, groups, opts.B, opts.T + 1, preprocess=preprocess, device="cpu")
-    except TypeError:
-        batch = EpisodeBatch(scheme, groups, opts.B, opts.T + 1, preprocess=preprocess, device="cpu")
+    batch = EpisodeBatch(scheme, groups, opts.B, opts.T + 1, preprocess=preprocess, device="cpu")
     g = th.Generator().manual_seed(0)
     B, T1, N, A = opts.B, opts.T + 1, opts.N, opts.actions
     avail = (th.rand(B, T1, N, A, generator=g) > 0.3).int()
@@ -108,6 +105,7 @@ def main():
     opts = parse()
     th.set_num_threads(opts.threads)
     from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.learners.role_q_learner import td_mask
     from r3dm_epymarl.registry import register
 
     host = get_host("epymarl" if opts.epymarl else "pymarlzooplus", opts.epymarl)
@@ -126,7 +124,7 @@ def main():
         flops = flops_of_update(learner, batch)
         contrastive = 0.0
         if hasattr(learner, "_contrastive_step"):
-            _, mask = __import__("r3dm_epymarl.learners.role_q_learner", fromlist=["td_mask"]).td_mask(batch)
+            _, mask = td_mask(batch)
             with th.no_grad():
                 _, e, _ = learner.mac.unroll(batch)
             start = time.perf_counter()

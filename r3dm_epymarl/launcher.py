@@ -24,7 +24,7 @@ def available(host, subfolder: str) -> list[str]:
     return sorted(names)
 
 
-def _find(host, subfolder: str, name: str) -> Path | None:
+def find_config(host, subfolder: str, name: str) -> Path | None:
     if os.path.isabs(name):
         path = Path(name + ".yaml")
         return path if path.is_file() else None
@@ -42,7 +42,7 @@ def resolve_configs(host, argv: list[str]) -> tuple[list[str], dict[str, Path]]:
         flag, eq, name = arg.partition("=")
         if flag in _FLAGS and eq:
             subfolder = _FLAGS[flag]
-            path = _find(host, subfolder, name)
+            path = find_config(host, subfolder, name)
             if path is None:
                 raise UserError(f"unknown {flag} '{name}': choose one of {', '.join(available(host, subfolder))}")
             found[flag] = path

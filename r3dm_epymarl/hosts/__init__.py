@@ -38,7 +38,8 @@ class Host:
 
     @property
     def config_dir(self) -> Path:
-        return Path(self.module("run").__file__).resolve().parent / "config"
+        """The host's own config folder (default.yaml, algs/, envs/)."""
+        raise NotImplementedError
 
     def registry(self, kind: str) -> dict:
         module = self.module(REGISTRY_MODULES[kind])
