@@ -60,3 +60,19 @@ def test_launcher_trains_through_a_pristine_checkout(checkout, algorithm):
     run_ok(proc)
     assert len(_loss_values(checkout / "results", algorithm)) >= 3
     assert "epymarl.plugins" not in (checkout / "src/main.py").read_text(), "the launcher changes no file"
+
+
+def test_patched_main_applies_presets_and_the_command_line_wins(checkout):
+    run_ok(cli("install", str(checkout)))
+    code = (
+        "import runpy, sys; sys.path.insert(0, 'src'); "
+        "g = runpy.run_path('src/main.py', run_name='patched_main'); "
+        "c = g['apply_plugin_presets']({'name': 'r3dm', 'env_args': {'map_name': 'sc2'}}, "
+        "['src/main.py', 'with', 'env_args.map_name=5m_vs_6m', 'intrinsic_alpha=0.2']); "
+        "print(c['r3dm_beta1'], c['wm_horizon'], c.get('intrinsic_alpha'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, timeout=300)
+    run_ok(proc)
+    # 5m_vs_6m's preset (beta1 2.0, k 2) applies; intrinsic_alpha was given on the command line, so the
+    # preset's 0.05 is not written over it (Sacred then applies the user's 0.2).
+    assert proc.stdout.split()[-3:] == ["2.0", "2", "None"]
