@@ -126,7 +126,7 @@ def main():
         if hasattr(learner, "_contrastive_step"):
             _, mask = td_mask(batch)
             with th.no_grad():
-                _, e, _ = learner.mac.unroll(batch)
+                e = learner.mac.unroll(batch).extras["e"]
             start = time.perf_counter()
             learner._contrastive_step(e[:, :-1], mask)
             contrastive = time.perf_counter() - start

@@ -7,7 +7,7 @@ terms and adds `alpha * r_int.detach()` to the TD target in exactly one place.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch as th
@@ -20,10 +20,11 @@ class UpdateContext:
 
     batch: Any  # the host's EpisodeBatch: obs [B,T,N,O], actions_onehot [B,T,N,A], avail_actions, ...
     q: th.Tensor  # [B, T, N, A] online agent Q-values (carries gradient: detach before use)
-    z: th.Tensor  # [B, T, N, R] role embeddings from the same unroll (detach before use)
+    z: th.Tensor | None  # [B, T, N, R] role embeddings from the same unroll (detach before use); None without roles
     mask: th.Tensor  # [B, T-1, 1] steps that are filled and not after a terminal
-    mac: Any  # the learner's controller (RoleMAC): re-evaluate the agent, e.g. with swapped roles
+    mac: Any  # the learner's controller: re-evaluate the agent, e.g. with swapped roles
     t_env: int
+    extras: dict = field(default_factory=dict)  # the rest of the controller's unroll (e.g. CDS's hidden states)
 
 
 class IntrinsicTerm(nn.Module):

@@ -4,13 +4,11 @@ Nothing here re-implements an update: the shared learner runs the configured int
 its hook. This module only declares R3DM's keys, so a wrong type stops the run at construction.
 """
 from r3dm_epymarl.config import Key
+from r3dm_epymarl.learners.q_learner import INTRINSIC_KEYS
 from r3dm_epymarl.learners.role_q_learner import ROLE_Q_KEYS, RoleQLearner
 
 R3DM_KEYS = {
-    "intrinsic_terms": Key(list, "intrinsic reward terms: policy_kl, world_model ([] = ACORM)"),
-    "intrinsic_alpha": Key(float, "alpha: weight of r_int in the TD target", minimum=0.0),
-    "intrinsic_anneal_start": Key(int, "t_env where alpha starts its linear decay to 0", minimum=0),
-    "intrinsic_anneal_steps": Key(int, "length of that decay in env steps; 0 = no anneal", minimum=0),
+    **INTRINSIC_KEYS,
     "r3dm_beta1": Key(float, "beta1: policy temperature and role-model weight", minimum=0.0),
     "r3dm_beta2": Key(float, "beta2: weight of the policy term", minimum=0.0),
     "r3dm_beta3": Key(float, "beta3: weight of the latent (prior log-prob) term", minimum=0.0),

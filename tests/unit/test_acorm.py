@@ -46,7 +46,8 @@ def test_mac_training_unroll_matches_acting():
     batch = make_batch()
     learner, _ = build_learner(batch)
     mac = learner.mac
-    q, e, z = mac.unroll(batch)
+    unrolled = mac.unroll(batch)
+    q, e, z = unrolled.q, unrolled.extras["e"], unrolled.extras["z"]
     assert q.shape == (4, 10, 3, 5) and e.shape == (4, 10, 3, 16) and z.shape == (4, 10, 3, 8)
     mac.init_hidden(batch.batch_size)
     for t in range(batch.max_seq_length):
@@ -160,8 +161,8 @@ def test_td_loss_reaches_q_mixer_and_encoders_only():
     batch = make_batch()
     learner, _ = build_learner(batch, contrastive_interval=0, pretrain_encoder_steps=0,
                                pretrain_contrastive_steps=0)
-    learner.pretrained = True
-    for opt in learner._optimisers():
+    learner.ready = True
+    for opt in learner._optimisers().values():
         opt.zero_grad(set_to_none=True)
     # Run the update but stop before the optimiser steps, by capturing gradients via hooks.
     seen = {}

@@ -7,7 +7,7 @@ from r3dm_epymarl.errors import ConfigError, TrainingDiverged
 from r3dm_epymarl.intrinsic import TERMS
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
 from r3dm_epymarl.intrinsic.policy_kl import PolicyKLReward
-from r3dm_epymarl.learners.role_q_learner import td_mask
+from r3dm_epymarl.learners.q_learner import td_mask
 from r3dm_epymarl.paths import config_dir
 from r3dm_epymarl.presets import with_presets
 from tests.synthetic import build_learner, make_batch
@@ -20,9 +20,9 @@ def _seed():
     th.manual_seed(0)
 
 
-def _ctx(learner, batch, z=None):
-    q, _, z_online = learner.mac.unroll(batch)
-    return UpdateContext(batch, q, z_online if z is None else z, td_mask(batch)[1], learner.mac, 0)
+def _ctx(learner, batch):
+    unrolled = learner.mac.unroll(batch)
+    return UpdateContext(batch, unrolled.q, unrolled.extras["z"], td_mask(batch)[1], learner.mac, 0)
 
 
 # --- policy_kl ----------------------------------------------------------------------------------
@@ -32,13 +32,13 @@ def test_role_swap_batched_equals_naive_pair_loop():
     learner, _ = build_learner(batch, "r3dm", **POLICY_ONLY)
     mac = learner.mac
     x = mac.trajectory_inputs(batch)  # [B, T, N, in]
-    _, _, z = mac.unroll(batch)
+    unrolled = mac.unroll(batch)
+    q, z = unrolled.q, unrolled.extras["z"]
     fast = mac.agent.unroll_role_swapped(x, z)  # [B, T, Ni, Nj, A]
     for i in range(3):
         for j in range(3):
-            naive = mac.agent.unroll(th.cat([x[:, :, i], z[:, :, j]], dim=-1))  # [B, T, A]
+            naive, _ = mac.agent.unroll(th.cat([x[:, :, i], z[:, :, j]], dim=-1))  # [B, T, A]
             assert th.allclose(fast[:, :, i, j], naive, atol=1e-5), (i, j)
-    q, _, _ = mac.unroll(batch)
     assert th.allclose(th.diagonal(fast, dim1=2, dim2=3).permute(0, 1, 3, 2), q, atol=1e-5)
 
 

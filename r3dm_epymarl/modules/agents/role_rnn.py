@@ -23,12 +23,12 @@ class RoleRNNAgent(nn.Module):
         h = self.rnn(th.relu(self.fc1(inputs)), hidden_state.reshape(-1, self.hidden_dim))
         return self.fc2(h), h
 
-    def unroll(self, inputs: th.Tensor) -> th.Tensor:
-        """inputs [S, T, in] for S independent streams -> q [S, T, A], one GRU loop over T."""
+    def unroll(self, inputs: th.Tensor):
+        """inputs [S, T, in] for S independent streams -> (q [S, T, A], {}), one GRU pass over T."""
         S, T, _ = inputs.shape
         pre = th.relu(self.fc1(inputs)).transpose(0, 1)  # [T, S, H]
         hs = unroll_cell(self.rnn, pre, self.init_hidden().expand(S, -1).contiguous())
-        return self.fc2(hs).transpose(0, 1)  # [S, T, A]
+        return self.fc2(hs).transpose(0, 1), {}  # [S, T, A]
 
     def unroll_role_swapped(self, x: th.Tensor, z: th.Tensor) -> th.Tensor:
         """Q_i(tau_i, z_j) for every pair: x [B, T, N, in-R] (agent inputs without the role),

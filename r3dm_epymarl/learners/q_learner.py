@@ -1,0 +1,300 @@
+"""The shared value-decomposition Q learner with the intrinsic-reward hook.
+
+One update: unroll the controller once over whole episodes (online and target), double-Q TD through
+the mixer, add `alpha * r_int.detach()` from the configured intrinsic terms, add the controller's
+auxiliary losses, one step per parameter group (each with its own Adam, clip and StepLR), then
+target bookkeeping. Subclasses add parameter groups and work before / after the TD step:
+RoleQLearner (ACORM, R3DM) and CDSLearner.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import torch as th
+from torch.optim import Adam
+from torch.optim.lr_scheduler import StepLR
+
+from r3dm_epymarl.config import Key, validate
+from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
+from r3dm_epymarl.intrinsic import build_terms
+from r3dm_epymarl.intrinsic.base import UpdateContext
+
+# Keys every learner built on this one reads, with their types.
+Q_KEYS = {
+    "hidden_dim": Key(int, "agent GRU width", minimum=1),
+    "lr": Key(float, "Adam lr, agent Q + mixer", minimum=0.0),
+    "lr_decay_interval": Key(int, "StepLR step size in updates", minimum=1),
+    "lr_decay_rate": Key(float, "StepLR factor", minimum=0.0),
+    "grad_norm_clip": Key(float, "gradient-norm clip per parameter group", minimum=0.0),
+    "target_update_interval_or_tau": Key(float, ">1 hard-update interval, <=1 soft rate", minimum=0.0),
+    "double_q": Key(bool, "double Q-learning"),
+    "gamma": Key(float, "discount", minimum=0.0),
+    "standardise_rewards": Key(bool, "not supported here", choices=(False,)),
+    "standardise_returns": Key(bool, "not supported here", choices=(False,)),
+    "mixer": Key(str, "mixer registry key"),
+    "mixing_embed_dim": Key(int, "mixing network width", minimum=1),
+    "hypernet_embed": Key(int, "hypernetwork width", minimum=1),
+}
+
+# Keys of the intrinsic-reward hook, for learners whose YAML configures terms.
+INTRINSIC_KEYS = {
+    "intrinsic_terms": Key(list, "intrinsic reward terms ([] = none)"),
+    "intrinsic_alpha": Key(float, "alpha: weight of r_int in the TD target", minimum=0.0),
+    "intrinsic_anneal_start": Key(int, "t_env where alpha starts its linear decay to 0", minimum=0),
+    "intrinsic_anneal_steps": Key(int, "length of that decay in env steps; 0 = no anneal", minimum=0),
+}
+
+
+class HookedQLearner:
+    _host_registry = None  # kind -> registry dict; bound per host by Host.adapt
+    schema = Q_KEYS
+
+    def __init__(self, mac, scheme, logger, args):
+        try:
+            self.check_args(args)
+        except ConfigError as error:  # inside a host's Sacred run: one line, no traceback
+            raise for_sacred(error) from None
+        self.args, self.mac, self.logger = args, mac, logger
+        self.n_agents = args.n_agents
+        self.mixer = self._host_registry("mixers")[args.mixer](args)
+        self.target_mixer = copy.deepcopy(self.mixer)
+        self.target_mac = copy.deepcopy(mac)  # every network of the controller, updated together
+        self.intrinsic = build_terms(args, mac.obs_dim)
+        self.build(args)
+
+        # One Adam, one gradient clip and one StepLR per parameter group of the TD loss.
+        self.td_groups = self.td_parameter_groups(args)
+        self.td_optimisers = {name: Adam(params, lr=lr) for name, (params, lr) in self.td_groups.items()}
+        self.schedulers = [StepLR(opt, step_size=args.lr_decay_interval, gamma=args.lr_decay_rate)
+                           for opt in self.td_optimisers.values()]
+        self.training_steps = 0
+        self.last_target_update_step = 0
+        self.ready = False  # set once `before_first_update` ran
+        self.log_stats_t = -args.learner_log_interval - 1
+        self.stats: dict[str, float] = {}
+
+    # --- what subclasses extend -------------------------------------------------------------------
+    def check_args(self, args):
+        validate(args, self.schema, where=f"--config={getattr(args, 'name', '?')}")
+        if not getattr(args, "state_shape", None):
+            raise ConfigError("this env provides no global state (state_shape is empty) and the mixer needs "
+                              "one; pick an env with a state")
+
+    def build(self, args):
+        """Modules of the subclass (built before the optimisers)."""
+
+    def td_parameter_groups(self, args) -> dict:
+        """name -> (parameters, lr) of everything the TD loss trains."""
+        return {"q": ([*self.mac.agent.parameters(), *self.mixer.parameters()], args.lr)}
+
+    def before_first_update(self, batch):
+        """Runs once, before the first TD update (e.g. pre-training)."""
+
+    def auxiliary_losses(self, unrolled, mask) -> dict:
+        """name -> weighted loss added to the TD loss (e.g. CDS's L1 on agent-specific heads)."""
+        return {}
+
+    def after_update(self, unrolled, mask):
+        """Runs after each TD step (e.g. the contrastive role step)."""
+
+    def extra_modules(self) -> dict:
+        """name -> module whose state the checkpoint carries besides controller, mixers, terms."""
+        return {}
+
+    def extra_optimisers(self) -> dict:
+        return {}
+
+    # --- one update ---------------------------------------------------------------------------
+    def train(self, batch, t_env: int, episode_num: int):
+        if not self.ready:
+            self.before_first_update(batch)
+            self.target_mac.load_state(self.mac)  # targets start from whatever was pre-trained
+            self.ready = True
+        update_start = time.perf_counter()
+        rewards = batch["reward"][:, :-1]  # [B, T-1, 1]
+        actions = batch["actions"][:, :-1]  # [B, T-1, N, 1]
+        terminated, mask = td_mask(batch)
+        avail_actions = batch["avail_actions"]
+
+        unrolled = self.mac.unroll(batch)  # q [B, T, N, A]; extras such as roles z [B, T, N, R]
+        q, z = unrolled.q, unrolled.extras.get("z")
+        with th.no_grad():
+            target = self.target_mac.unroll(batch)
+            target_q = target.q.masked_fill(avail_actions == 0, -9999999)
+            if self.args.double_q:
+                greedy = q.detach().masked_fill(avail_actions == 0, -9999999).argmax(-1, keepdim=True)
+                target_max = target_q.gather(-1, greedy).squeeze(-1)  # [B, T, N]
+            else:
+                target_max = target_q.max(-1).values
+            # A recurrent mixer is unrolled from t = 0 for the target too; step 0 is then dropped.
+            target_tot = self._mix(self.target_mixer, target_max, batch["state"], target.extras.get("z"))[:, 1:]
+
+        chosen = q[:, :-1].gather(-1, actions).squeeze(-1)  # [B, T-1, N]
+        q_tot = self._mix(self.mixer, chosen, batch["state"][:, :-1], None if z is None else z[:, :-1])
+
+        if self.intrinsic:
+            r_int = self.intrinsic_reward(UpdateContext(batch, q, z, mask, self.mac, t_env, unrolled.extras))
+            rewards = rewards + self.intrinsic_alpha(t_env) * r_int.detach()
+        targets = rewards + self.args.gamma * (1 - terminated) * target_tot
+        td_error = (q_tot - targets.detach()) * mask
+        loss_td = td_error.pow(2).sum() / mask.sum()
+        aux = self.auxiliary_losses(unrolled, mask)
+        loss = loss_td + sum(aux.values())
+
+        for optimiser in self.td_optimisers.values():
+            optimiser.zero_grad()
+        loss.backward()
+        for name, (params, _) in self.td_groups.items():
+            self.stats[f"grad_norm_{name}"] = th.nn.utils.clip_grad_norm_(params, self.args.grad_norm_clip)
+        for optimiser in self.td_optimisers.values():
+            optimiser.step()
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.training_steps += 1
+        self.after_update(unrolled, mask)
+        self._update_targets()
+        self.stats["time_update_ms"] = 1000 * (time.perf_counter() - update_start)
+
+        if t_env - self.log_stats_t >= self.args.learner_log_interval:
+            n = mask.sum().item()
+            self.stats.update({
+                "loss_td": loss_td.item(),
+                **{name: value.item() for name, value in aux.items()},
+                "td_error_abs": td_error.abs().sum().item() / n,
+                "q_taken_mean": (chosen * mask).sum().item() / (n * self.n_agents),
+                "target_mean": (targets * mask).sum().item() / n,
+                "lr": next(iter(self.td_optimisers.values())).param_groups[0]["lr"],
+            })
+            self._flush_stats(t_env)
+            self.log_stats_t = t_env
+
+    def _mix(self, mixer, qs, states, roles):
+        if getattr(mixer, "needs_roles", False):
+            return mixer(qs, states, roles)
+        return mixer(qs, states)
+
+    # --- the intrinsic-reward hook ------------------------------------------------------------
+    def intrinsic_reward(self, ctx: UpdateContext) -> th.Tensor:
+        """Sum of the configured terms' rewards [B, T-1, 1]; each term then trains its own models."""
+        total = th.zeros_like(ctx.mask)
+        for name, term in self.intrinsic.items():
+            start = time.perf_counter()
+            with th.no_grad():
+                reward = term.reward(ctx)
+            self._check_finite(term.log_name, reward, ctx.t_env)
+            total = total + reward
+            self.stats[f"time_{name}_reward_ms"] = 1000 * (time.perf_counter() - start)
+            for part, value in {term.log_name: reward, **term.reward_parts}.items():
+                self.stats[f"{part}_mean"], self.stats[f"{part}_std"] = _masked_mean_std(value, ctx.mask)
+            start = time.perf_counter()
+            losses = term.update(ctx)
+            for loss_name, value in losses.items():
+                self._check_finite(loss_name, th.tensor(value), ctx.t_env)
+            self.stats.update(losses)
+            self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
+        return total
+
+    def intrinsic_alpha(self, t_env: int) -> float:
+        """alpha, optionally annealed linearly to 0 over `intrinsic_anneal_steps` from the start step."""
+        alpha, length = self.args.intrinsic_alpha, self.args.intrinsic_anneal_steps
+        if length <= 0:
+            return alpha
+        return alpha * min(1.0, max(0.0, 1.0 - (t_env - self.args.intrinsic_anneal_start) / length))
+
+    def _check_finite(self, name: str, value: th.Tensor, t_env: int) -> None:
+        if th.isfinite(value).all():
+            return
+        self.stats[name] = float("nan")
+        self._flush_stats(t_env)  # what was computed so far reaches Sacred before the run stops
+        raise for_sacred(TrainingDiverged(
+            f"'{name}' became NaN or inf at t_env={t_env}; the run stopped (metrics so far are saved). "
+            "Lower intrinsic_alpha, wm_lr or lr, or check the environment's observations"))
+
+    def _flush_stats(self, t_env: int) -> None:
+        for name, value in self.stats.items():
+            self.logger.log_stat(name, float(value), t_env)
+        self.stats.clear()
+
+    # --- targets, devices, checkpoints --------------------------------------------------------
+    def _target_pairs(self):
+        online, target = self.mac.networks(), self.target_mac.networks()
+        return [(target[name], online[name]) for name in online] + [(self.target_mixer, self.mixer)]
+
+    def _update_targets(self):
+        rate = self.args.target_update_interval_or_tau
+        if rate > 1:
+            if self.training_steps - self.last_target_update_step >= rate:
+                for target, online in self._target_pairs():
+                    target.load_state_dict(online.state_dict())
+                self.last_target_update_step = self.training_steps
+        else:
+            with th.no_grad():
+                for target, online in self._target_pairs():
+                    for tp, p in zip(target.parameters(), online.parameters()):
+                        tp.lerp_(p, rate)
+
+    def _modules(self) -> dict:
+        modules = {"mixer": self.mixer, "target_mixer": self.target_mixer, "intrinsic": self.intrinsic}
+        modules.update({f"target_{name}": net for name, net in self.target_mac.networks().items()})
+        return {**modules, **self.extra_modules()}
+
+    def _optimisers(self) -> dict:
+        return {**{f"td_{name}": opt for name, opt in self.td_optimisers.items()}, **self.extra_optimisers()}
+
+    def cuda(self):
+        self.mac.cuda()
+        self.target_mac.cuda()
+        for module in self._modules().values():
+            module.cuda()
+
+    def _checkpoint(self) -> dict:
+        return {
+            "modules": {name: module.state_dict() for name, module in self._modules().items()},
+            "optimisers": {name: opt.state_dict() for name, opt in self._optimisers().items()},
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "counters": {"training_steps": self.training_steps, "ready": self.ready,
+                         "last_target_update_step": self.last_target_update_step},
+            **self.extra_state(),
+        }
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def save_models(self, path):
+        self.mac.save_models(path)
+        th.save(self._checkpoint(), f"{path}/learner.th")
+
+    def load_models(self, path):
+        self.mac.load_models(path)
+        state = th.load(f"{path}/learner.th", map_location="cpu", weights_only=False)
+        for name, module in self._modules().items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimiser in self._optimisers().items():
+            optimiser.load_state_dict(state["optimisers"][name])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        counters = state["counters"]
+        self.training_steps = counters["training_steps"]
+        self.ready = counters["ready"]
+        self.last_target_update_step = counters["last_target_update_step"]
+        self.load_extra_state(state)
+
+
+def _masked_mean_std(value: th.Tensor, mask: th.Tensor) -> tuple[float, float]:
+    """Mean and std of value [B, T-1, 1] over the unmasked steps."""
+    n = mask.sum().clamp(min=1)
+    mean = (value * mask).sum() / n
+    var = ((value - mean).pow(2) * mask).sum() / n
+    return mean.item(), var.sqrt().item()
+
+
+def td_mask(batch):
+    """(terminated [B, T-1, 1], mask [B, T-1, 1]): steps that are filled and not after a terminal."""
+    terminated = batch["terminated"][:, :-1].float()
+    mask = batch["filled"][:, :-1].float().clone()  # .float() is a view when filled is float already
+    mask[:, 1:] = mask[:, 1:] * (1 - terminated[:, :-1])
+    return terminated, mask
