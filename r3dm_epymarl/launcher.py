@@ -25,10 +25,17 @@ def available(host, subfolder: str) -> list[str]:
 
 
 def find_config(host, subfolder: str, name: str) -> Path | None:
+    """The YAML for a config name. The host's own configs win, as in the patch, except for the
+    plug-in's algorithms: `--config=cds` means the plug-in's CDS even where PyMARLzoo+ ships one."""
+    from r3dm_epymarl.registry import ALGORITHMS
+
     if os.path.isabs(name):
         path = Path(name + ".yaml")
         return path if path.is_file() else None
-    for root in (host.config_dir, config_dir()):  # the host's own configs win, as in the patch
+    roots = (host.config_dir, config_dir())
+    if subfolder == "algs" and name in ALGORITHMS:
+        roots = roots[::-1]
+    for root in roots:
         path = root / subfolder / f"{name}.yaml"
         if path.is_file():
             return path

@@ -21,12 +21,15 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "r3dm_q_learner": HOST_PREFIX + "q_learner",
         "acorm_learner": "r3dm_epymarl.learners.role_q_learner:RoleQLearner",
         "r3dm_learner": "r3dm_epymarl.learners.r3dm:R3DMLearner",
+        "cds_learner": "r3dm_epymarl.learners.cds:CDSLearner",
     },
     "controllers": {
         "role_mac": "r3dm_epymarl.controllers.role_mac:RoleMAC",
+        "recurrent_mac": "r3dm_epymarl.controllers.base:RecurrentMAC",
     },
     "agents": {
         "role_rnn": "r3dm_epymarl.modules.agents.role_rnn:RoleRNNAgent",
+        "cds_rnn": "r3dm_epymarl.modules.agents.cds_rnn:CDSRNNAgent",
     },
     "mixers": {
         "attn_qmix": "r3dm_epymarl.modules.mixers.attn_qmix:AttentionQMixer",
@@ -66,6 +69,9 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("r3dm", learner="r3dm_learner", mac="role_mac", agent="role_rnn", mixer="attn_qmix",
                   schema="r3dm_epymarl.learners.r3dm:R3DMLearner.schema",
                   notes="ACORM + policy-diversity and world-model intrinsic rewards (ICML 2025)"),
+        Algorithm("cds", learner="cds_learner", mac="recurrent_mac", agent="cds_rnn", mixer="qmix",
+                  schema="r3dm_epymarl.learners.cds:CDSLearner.schema",
+                  notes="CDS (Li et al., NeurIPS 2021) on the intrinsic hook, QMIX mixer"),
     )
 }
 

@@ -77,23 +77,35 @@ class GreedySelector:
         return q.masked_fill(avail == 0, -1e9).argmax(-1)
 
 
+class SumMixer(th.nn.Module):
+    """VDN: stands in for the host's mixers in host-free unit tests."""
+
+    def __init__(self, args):
+        super().__init__()
+
+    def forward(self, qs, states):
+        return qs.sum(-1, keepdim=True)
+
+
 def fake_registry():
+    from r3dm_epymarl.modules.agents.cds_rnn import CDSRNNAgent
     from r3dm_epymarl.modules.agents.role_rnn import RoleRNNAgent
     from r3dm_epymarl.modules.mixers.attn_qmix import AttentionQMixer
 
-    registries = {"agents": {"role_rnn": RoleRNNAgent}, "action_selectors": {"epsilon_greedy": GreedySelector},
-                  "mixers": {"attn_qmix": AttentionQMixer}}
+    registries = {"agents": {"role_rnn": RoleRNNAgent, "cds_rnn": CDSRNNAgent},
+                  "action_selectors": {"epsilon_greedy": GreedySelector},
+                  "mixers": {"attn_qmix": AttentionQMixer, "qmix": SumMixer}}
     return registries.__getitem__
 
 
 def build_learner(batch, algorithm="acorm", **overrides):
-    """A RoleMAC + learner pair (the algorithm's learner class) bound to a fake host registry."""
-    from r3dm_epymarl.controllers.role_mac import RoleMAC
+    """The algorithm's controller + learner bound to a fake host registry ("qmix" is a sum here)."""
     from r3dm_epymarl.registry import ALGORITHMS, COMPONENTS, _resolve
 
     registry = staticmethod(fake_registry())
-    mac_cls = type("RoleMAC", (RoleMAC,), {"_host_registry": registry})
-    base = _resolve(COMPONENTS["learners"][ALGORITHMS[algorithm].learner])
+    algo = ALGORITHMS[algorithm]
+    mac_cls = type("MAC", (_resolve(COMPONENTS["controllers"][algo.mac]),), {"_host_registry": registry})
+    base = _resolve(COMPONENTS["learners"][algo.learner])
     learner_cls = type("Learner", (base,), {"_host_registry": registry})
     args = acorm_args(batch, algorithm, **overrides)
     scheme = {"obs": {"vshape": batch["obs"].shape[-1]}}

@@ -6,6 +6,7 @@ from r3dm_epymarl.errors import ConfigError
 TERMS = {
     "policy_kl": "r3dm_epymarl.intrinsic.policy_kl:PolicyKLReward",
     "world_model": "r3dm_epymarl.intrinsic.world_model:WorldModelReward",
+    "cds": "r3dm_epymarl.intrinsic.cds:CDSReward",
 }
 
 
