@@ -1,4 +1,4 @@
-"""Time one learner update of host QMIX, ACORM and R3DM on the same synthetic batch, in one process.
+"""Time one learner update of host QMIX, CDS, ACORM and R3DM on the same synthetic batch, in one process.
 
     python benchmarks/learner_update.py                      # SC2 3s5z_vs_3s6z shapes
     python benchmarks/learner_update.py --N 27 --obs 285 --state 408 --actions 36   # 27m_vs_30m-like
@@ -30,7 +30,7 @@ def parse():
     p.add_argument("--actions", type=int, default=15)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--algos", nargs="+", default=["r3dm_qmix", "acorm", "r3dm"])
+    p.add_argument("--algos", nargs="+", default=["r3dm_qmix", "cds", "acorm", "r3dm"])
     p.add_argument("--epymarl", help="use this EPyMARL checkout as the host instead of PyMARLzoo+")
     return p.parse_args()
 
