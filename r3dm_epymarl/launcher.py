@@ -104,6 +104,10 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
 
     host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
+    if found["--env-config"].stem == "sc2v2":
+        from r3dm_epymarl.envs.sc2v2 import check_sc2v2
+
+        check_sc2v2()  # one clear line when smacv2 or StarCraft II is missing, before anything starts
     config = merged_config(host, host_argv, found)
     host_argv, preset = with_presets(host_argv, config)
     if preset:

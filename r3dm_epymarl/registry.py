@@ -34,7 +34,9 @@ COMPONENTS: dict[str, dict[str, str]] = {
     "mixers": {
         "attn_qmix": "r3dm_epymarl.modules.mixers.attn_qmix:AttentionQMixer",
     },
-    "envs": {},
+    "envs": {
+        "smax": "r3dm_epymarl.envs.smax:smax_fn",  # SMAX (jaxmarl): SMAC-style battles without StarCraft II
+    },
 }
 
 

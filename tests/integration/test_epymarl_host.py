@@ -76,3 +76,11 @@ def test_patched_main_applies_presets_and_the_command_line_wins(checkout):
     # 5m_vs_6m's preset (beta1 2.0, k 2) applies; intrinsic_alpha was given on the command line, so the
     # preset's 0.05 is not written over it (Sacred then applies the user's 0.2).
     assert proc.stdout.split()[-3:] == ["2.0", "2", "None"]
+
+
+def test_sc2v2_without_starcraft_stops_with_one_line(checkout, tmp_path):
+    proc = cli("run", "--epymarl", str(checkout), "--config=r3dm", "--env-config=sc2v2", "with",
+               "env_args.map_name=protoss_5_vs_5", env={"SC2PATH": str(tmp_path / "no_sc2")})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "smacv2" in lines[0] and "Traceback" not in proc.stderr

@@ -76,3 +76,17 @@ def test_demo_prints_where_the_run_went(zoo_available, tmp_path):
     run_dir = Path(line.removeprefix("Sacred run: "))
     assert run_dir.is_relative_to(tmp_path) and (run_dir / "metrics.json").is_file()
     assert "test_return_mean" in proc.stdout
+
+
+def test_smax_trains_through_pymarlzooplus_and_logs_win_rate(zoo_available, tmp_path):
+    pytest.importorskip("jaxmarl", reason="jaxmarl is not installed (pip install jaxmarl==0.2.0)")
+    proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path), "--config=acorm",
+               "--env-config=smax", "with", "env_args.map_name=3m", "t_max=400", "batch_size=4",
+               "buffer_size=32", "test_interval=200", "test_nepisode=2", "log_interval=200",
+               "runner_log_interval=200", "learner_log_interval=0", "use_cuda=False",
+               "pretrain_encoder_steps=2", "pretrain_contrastive_steps=2")
+    run_ok(proc)
+    (run_dir,) = [p.parent for p in tmp_path.glob("results/sacred/acorm/3m/*/metrics.json")]
+    m = metrics(run_dir)
+    assert m["test_battle_won_mean"]["values"], "SMAX reports battle_won under SMAC's name"
+    assert len(m["loss_td"]["values"]) >= 3 and all(math.isfinite(v) for v in m["loss_td"]["values"])
