@@ -32,8 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     install.add_argument("path", help="the checkout (the folder holding src/main.py)")
     install.add_argument("--check", action="store_true", help="report the patch state, change nothing")
 
-    demo = sub.add_parser("demo", help="the main job: train on LBF through PyMARLzoo+, print where results went")
-    demo.add_argument("--algorithm", default="acorm", help="a plug-in or host --config name (default: acorm)")
+    demo = sub.add_parser("demo", help="the main job: R3DM on SMAX 3m through PyMARLzoo+, then where results went")
+    demo.add_argument("--algorithm", default="r3dm", help="a plug-in or host --config name (default: r3dm)")
+    demo.add_argument("--env", choices=["smax", "lbf"], default="smax", help="SMAX battles or LBF (default: smax)")
+    demo.add_argument("--map", dest="map_name", help="SMAX map (default 3m) or LBF id (default Foraging-8x8-3p-3f-v3)")
     demo.add_argument("--t-max", type=int, default=50000, help="env steps (default: 50000)")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--base-dir", metavar="DIR", help="results/ is created inside DIR (default: here)")
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from r3dm_epymarl.experiments.demo import run_demo
 
-            print(run_demo(args.algorithm, args.t_max, args.seed, args.base_dir))
+            print(run_demo(args.algorithm, args.env, args.map_name, args.t_max, args.seed, args.base_dir))
             return 0
         return _configs(args)
     except Exception as exc:  # a user-fixable error anywhere in the chain: one line, no traceback
