@@ -21,7 +21,7 @@ import torch as th
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
 from r3dm_epymarl.world_model.distributions import mode_log_prob, symlog
-from r3dm_epymarl.world_model.rssm import RSSM
+from r3dm_epymarl.world_model.rssm import RSSM, imagine_many, loss_many, observe_many
 
 LOSS_NAMES = ("recon", "dyn", "rep")
 
@@ -94,21 +94,33 @@ class WorldModelReward(IntrinsicTerm):
 
     # --- training -----------------------------------------------------------------------------
     def losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
-        """(agnostic, role) loss dicts (recon, dyn, rep, total; scalars with gradient), no optimiser step."""
+        """(agnostic, role) loss dicts (recon, dyn, rep, total; scalars with gradient), no optimiser step.
+
+        Each model has its own graph here (each loss can be backpropagated on its own); `update`
+        runs both models' filtering in one fused loop instead."""
         obs, actions, z, (B, T, N) = self._streams(ctx)
         valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
         return self.model.loss(obs, actions, None, valid), self.role_model.loss(obs, actions, z, valid)
 
-    def update(self, ctx: UpdateContext) -> dict[str, float]:
-        """One Adam step on each model, then the EMA target update; returns the loss parts as floats."""
+    def _fused_losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
+        """The same values as `losses` (and the same sampling draws), with one fused graph for both."""
         obs, actions, z, (B, T, N) = self._streams(ctx)
         valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
+        agnostic, role = loss_many([self.model, self.role_model], obs, actions, [None, z], valid)
+        return agnostic, role
+
+    def update(self, ctx: UpdateContext) -> dict[str, float]:
+        """One Adam step on each model, then the EMA target update; returns the loss parts as floats.
+
+        One backward of the sum of both losses gives each model exactly the gradient of its own loss
+        (disjoint parameters); each model then clips its own gradient and takes its own step."""
+        agnostic, role = self._fused_losses(ctx)
+        self.optimiser.zero_grad(set_to_none=True)
+        self.role_optimiser.zero_grad(set_to_none=True)
+        (agnostic["total"] + role["total"]).backward()
         logged = []
-        for model, optimiser, roles in ((self.model, self.optimiser, None),
-                                        (self.role_model, self.role_optimiser, z)):
-            loss = model.loss(obs, actions, roles, valid)
-            optimiser.zero_grad(set_to_none=True)
-            loss["total"].backward()
+        for model, optimiser, loss in ((self.model, self.optimiser, agnostic),
+                                       (self.role_model, self.role_optimiser, role)):
             th.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
             optimiser.step()
             logged += [loss[name].detach() for name in LOSS_NAMES]
@@ -131,45 +143,54 @@ class WorldModelReward(IntrinsicTerm):
         (err [k, T-1, M0]: ||o_hat_j - symlog o_{t+j}||^2, logp [k, T-1, M0]: log p_prior(s_hat_j)).
         Values for steps beyond the sequence are computed on zero padding; the caller masks them.
         """
+        return self._predict_many([model], obs, actions, [roles])[0]
+
+    def _predict_many(self, models: list[RSSM], obs: th.Tensor, actions: th.Tensor, roles_list):
+        """_predict for several models of the same sizes, filtering and imagining in fused loops."""
         k = self.horizon
         T, M0, _ = obs.shape
-        out = model.observe(obs, actions, roles, sample=False)
+        outs = observe_many(models, obs, actions, roles_list, sample=False)
         # j = 1: h'_1 = seq(h_t, s_t, a_t, z_t) is exactly the filtered h_{t+1}; its prior is prior_{t+1}.
-        deter = out["deter"][1:]  # [T-1, M0, D]
-        prior = out["prior"][1:]  # [T-1, M0, S, C]
-        stoch = model._latent(prior.flatten(-2), sample=False)  # [T-1, M0, SC]
+        deters = [out["deter"][1:] for out in outs]  # [T-1, M0, D]
+        priors = [out["prior"][1:] for out in outs]  # [T-1, M0, S, C]
+        stochs = [m._latent(p.flatten(-2), sample=False) for m, p in zip(models, priors)]  # [T-1, M0, SC]
         pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M0, ..]  # noqa: E731
         window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
         if k > 1:
             act_p, obs_p = pad(actions), pad(obs)
-            roles_p = None if roles is None else pad(roles)
+            roles_p = [None if r is None else pad(r) for r in roles_list]
         else:  # t + 1 <= T - 1 always exists
-            act_p, obs_p, roles_p = actions, obs, roles
-        deters, stochs, priors = [deter.unsqueeze(0)], [stoch.unsqueeze(0)], [prior.unsqueeze(0)]
+            act_p, obs_p, roles_p = actions, obs, list(roles_list)
+        targets = symlog(th.stack([window(obs_p, j) for j in range(1, k + 1)], 0))  # [k, T-1, M0, O]
+        ims = [None] * len(models)
         if k > 1:
             M = (T - 1) * M0
             acts = th.stack([window(act_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1)
-            zs = None if roles is None else (
-                th.stack([window(roles_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1))
-            im = model.imagine(deter.reshape(M, -1), stoch.reshape(M, -1), acts, zs, sample=False)
-            deters.append(im["deter"].reshape(k - 1, T - 1, M0, -1))
-            stochs.append(im["stoch"].reshape(k - 1, T - 1, M0, -1))
-            priors.append(im["prior"].reshape((k - 1, T - 1, M0) + prior.shape[-2:]))
-        deter = th.cat(deters, 0)  # [k, T-1, M0, D]
-        stoch = th.cat(stochs, 0)  # [k, T-1, M0, SC]
-        prior = th.cat(priors, 0)  # [k, T-1, M0, S, C]
-        dec_roles = None if roles is None else th.stack([window(roles_p, j) for j in range(1, k + 1)], 0)
-        targets = symlog(th.stack([window(obs_p, j) for j in range(1, k + 1)], 0))  # [k, T-1, M0, O]
-        err = (model.decode(deter, stoch, dec_roles) - targets).pow(2).sum(-1)  # [k, T-1, M0]
-        return err, mode_log_prob(prior, model.unimix)
+            zs = [None if r is None else
+                  th.stack([window(r, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1) for r in roles_p]
+            ims = imagine_many(models, [d.reshape(M, -1) for d in deters], [s.reshape(M, -1) for s in stochs],
+                               acts, zs)
+        results = []
+        for model, deter, stoch, prior, r_p, im in zip(models, deters, stochs, priors, roles_p, ims):
+            if im is not None:
+                deter = th.cat([deter.unsqueeze(0), im["deter"].reshape(k - 1, T - 1, M0, -1)], 0)
+                stoch = th.cat([stoch.unsqueeze(0), im["stoch"].reshape(k - 1, T - 1, M0, -1)], 0)
+                prior = th.cat([prior.unsqueeze(0), im["prior"].reshape((k - 1, T - 1, M0) + prior.shape[-2:])], 0)
+            else:
+                deter, stoch, prior = deter.unsqueeze(0), stoch.unsqueeze(0), prior.unsqueeze(0)
+            # deter [k, T-1, M0, D], stoch [k, T-1, M0, SC], prior [k, T-1, M0, S, C]
+            dec_roles = None if r_p is None else th.stack([window(r_p, j) for j in range(1, k + 1)], 0)
+            err = (model.decode(deter, stoch, dec_roles) - targets).pow(2).sum(-1)  # [k, T-1, M0]
+            results.append((err, mode_log_prob(prior, model.unimix)))
+        return results
 
     def reward(self, ctx: UpdateContext) -> th.Tensor:
         """[B, T-1, 1] r_obs + r_lat from the target models (deterministic); sets reward_parts."""
         with th.no_grad():
             obs, actions, z, (B, T, N) = self._streams(ctx)
             steps, K = imagination_steps(observed(ctx.batch), ctx.mask[..., 0].float(), self.horizon)
-            err, logp = self._predict(self.target_model, obs, actions, None)
-            err_role, logp_role = self._predict(self.target_role_model, obs, actions, z)
+            (err, logp), (err_role, logp_role) = self._predict_many(
+                [self.target_model, self.target_role_model], obs, actions, [None, z])
             k = self.horizon
             per_step = lambda x: x.reshape(k, T - 1, B, N).permute(0, 2, 1, 3)  # [k, B, T-1, N]  # noqa: E731
             obs_term = per_step(err - self.beta1 * err_role)

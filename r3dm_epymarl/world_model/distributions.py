@@ -75,6 +75,27 @@ def categorical_kl(lhs_logits: th.Tensor, rhs_logits: th.Tensor, unimix: float =
     return (lhs_log.exp() * (lhs_log - rhs_log)).sum((-2, -1))
 
 
+class _FreeBitsKL(th.autograd.Function):
+    """max(free_bits, KL) [...] in value, with the gradient of KL w.r.t. one side's logits only.
+
+    forward(logits, kl, soft, a, b, scale, free_bits): kl [...] the KL values, soft [..., S, C] the
+    softmax of `logits`; dKL / d softmax(logits) = scale * a (b None) or scale * a / b [..., S, C].
+    """
+
+    @staticmethod
+    def forward(ctx, logits, kl, soft, a, b, scale, free_bits):
+        ctx.scale = scale
+        ctx.save_for_backward(kl >= free_bits, soft, a, b)  # the clamp passes gradient where kl >= free bits
+        return kl.clamp(min=free_bits)
+
+    @staticmethod
+    def backward(ctx, grad):
+        mask, soft, a, b = ctx.saved_tensors
+        weight = th.where(mask, grad * ctx.scale, 0.0)[..., None, None]  # [..., 1, 1]
+        direction = a * weight if b is None else th.div(a, b).mul_(weight)
+        return th._softmax_backward_data(direction, soft, -1, soft.dtype), None, None, None, None, None, None
+
+
 def kl_losses(post_logits: th.Tensor, prior_logits: th.Tensor, free_bits: float = 1.0,
               unimix: float = 0.01) -> tuple[th.Tensor, th.Tensor]:
     """(dyn, rep), each [...] for logits [..., S, C], clipped below at `free_bits` per step.
@@ -82,7 +103,30 @@ def kl_losses(post_logits: th.Tensor, prior_logits: th.Tensor, free_bits: float 
     dyn = max(free_bits, KL[sg(post) || prior])  trains the prior only;
     rep = max(free_bits, KL[post || sg(prior)])  trains the posterior only.
     Below free bits the clamp passes no gradient.
+
+    Both have the value max(free_bits, KL[post || prior]); their gradients are written out
+    (P, Q the unimix probabilities of post and prior, p, q their softmaxes, u = unimix):
+        d KL / d q = -(1 - u) P / Q           (dyn, to the prior logits through the softmax)
+        d KL / d p = (1 - u) (log P - log Q)  (rep, to the posterior logits; the + (1 - u) of d(P log P)
+                                              is constant over the classes and cancels in the softmax)
     """
+    if unimix <= 0:
+        return _kl_losses_autograd(post_logits, prior_logits, free_bits, unimix)
+    with th.no_grad():
+        floor = unimix / post_logits.shape[-1]
+        post_soft, prior_soft = th.softmax(post_logits, -1), th.softmax(prior_logits, -1)
+        post_probs = (post_soft * (1.0 - unimix)).add_(floor)  # as unimix_probs
+        prior_probs = (prior_soft * (1.0 - unimix)).add_(floor)
+        diff = post_probs.log() - prior_probs.log()
+        kl = (post_probs * diff).sum((-2, -1))
+    dyn = _FreeBitsKL.apply(prior_logits, kl, prior_soft, post_probs, prior_probs, -(1.0 - unimix), free_bits)
+    rep = _FreeBitsKL.apply(post_logits, kl, post_soft, diff, None, 1.0 - unimix, free_bits)
+    return dyn, rep
+
+
+def _kl_losses_autograd(post_logits: th.Tensor, prior_logits: th.Tensor, free_bits: float,
+                        unimix: float) -> tuple[th.Tensor, th.Tensor]:
+    """kl_losses written with autograd (used without unimix, where the probabilities may underflow)."""
     post_log = unimix_log_probs(post_logits, unimix)
     prior_log = unimix_log_probs(prior_logits, unimix)
     post_probs = post_log.exp()
@@ -93,5 +137,11 @@ def kl_losses(post_logits: th.Tensor, prior_logits: th.Tensor, free_bits: float 
 
 
 def mode_log_prob(logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
-    """Log-probability of the mode of logits [..., S, C] under that same distribution, summed over S -> [...]."""
-    return unimix_log_probs(logits, unimix).max(-1).values.sum(-1)
+    """Log-probability of the mode of logits [..., S, C] under that same distribution, summed over S -> [...].
+
+    The mode's softmax probability is exp(max - logsumexp); unimix is then applied to that one value."""
+    top = logits.amax(-1)  # [..., S]
+    log_mode = top - th.logsumexp(logits, -1)  # log softmax of the mode
+    if unimix > 0:
+        log_mode = th.log(log_mode.exp() * (1.0 - unimix) + unimix / logits.shape[-1])
+    return log_mode.sum(-1)

@@ -96,7 +96,7 @@ class RSSM(nn.Module):
         logits = logits.unflatten(-1, (self.stoch, self.classes))  # [.., S, C]
         if sample:
             return straight_through_sample(unimix_probs(logits, self.unimix)).flatten(-2)
-        mode = F.one_hot(logits.argmax(-1), self.classes).to(logits.dtype)
+        mode = th.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
         if th.is_grad_enabled() and logits.requires_grad:
             mode = straight_through(unimix_probs(logits, self.unimix), mode)
         return mode.flatten(-2)
@@ -135,39 +135,7 @@ class RSSM(nn.Module):
         sample: straight-through posterior samples (training) or the posterior mode (deterministic).
         Returns deter [T, M, D], stoch [T, M, SC], post [T, M, S, C] logits, prior [T, M, S, C] logits.
         """
-        T, M, _ = obs.shape
-        embed = self.encoder(symlog(obs))  # [T, M, H]
-        post_embed = self.post_embed(embed)  # [T, M, H]
-        prev_actions = th.cat([th.zeros_like(actions[:1]), actions[:-1]], 0)  # a_{t-1} [T, M, A]
-        prev_roles = None if self.role_dim == 0 else th.cat([th.zeros_like(roles[:1]), roles[:-1]], 0)
-        other = self._other_inputs(prev_actions, prev_roles)  # [T, M, H]
-
-        # Inside the loop only the recurrence runs. Linear([x, h]) of the GRU is applied as
-        # x @ W_x + h @ W_h, and h @ W_h is computed together with the posterior's h part in one
-        # matmul on each new h (same parameters, same maths, one fewer kernel per step).
-        D = self.deter
-        w_x, w_h = self.cell.linear.weight.split([self.hidden, D], dim=1)  # [3D, H], [3D, D]
-        w_hcat = th.cat([w_h, self.post_deter.weight], 0).t()  # [D, 3D + H]
-        w_x, w_s = w_x.t(), self.in_stoch.weight.t()  # [H, 3D], [SC, H]
-        h, s = self.initial(M)  # [M, D], [M, SC]
-        h_proj = h @ w_hcat  # [M, 3D + H]
-        deters, stochs, posts = [], [], []
-        for t in range(T):
-            x = F.silu(self.in_norm(th.addmm(other[t], s, w_s)))  # [M, H]
-            h = self.cell.gates(th.addmm(h_proj[:, :3 * D], x, w_x), h)  # [M, D]
-            h_proj = h @ w_hcat
-            logits = self.post_out(F.silu(self.post_norm(h_proj[:, 3 * D:] + post_embed[t])))  # [M, SC]
-            s = self._latent(logits, sample)
-            deters.append(h)
-            stochs.append(s)
-            posts.append(logits)
-        deter = th.stack(deters, 0)  # [T, M, D]
-        return {
-            "deter": deter,
-            "stoch": th.stack(stochs, 0),  # [T, M, SC]
-            "post": th.stack(posts, 0).unflatten(-1, (self.stoch, self.classes)),  # [T, M, S, C]
-            "prior": self.prior(deter),  # [T, M, S, C]
-        }
+        return observe_many([self], obs, actions, [roles], sample)[0]
 
     def imagine(self, deter: th.Tensor, stoch: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
                 sample: bool = False) -> dict[str, th.Tensor]:
@@ -177,6 +145,9 @@ class RSSM(nn.Module):
         the sequence-model inputs of each step (the action taken, and z, at the step being left).
         sample=False uses the prior mode (deterministic).
         Returns deter [K, M, D], stoch [K, M, SC], prior [K, M, S, C] logits (the prior that produced stoch).
+
+        This is the plain step-by-step version (any mode, with autograd); `imagine_many` is the fused
+        gradient-free one the reward uses.
         """
         other = self._other_inputs(actions, roles)  # [K, M, H]
         h, s = deter, stoch
@@ -201,13 +172,312 @@ class RSSM(nn.Module):
         Per step: recon = sum_O (o_hat - symlog o)^2, dyn / rep = KL terms clipped at free bits;
         total = recon + dyn_scale * dyn + rep_scale * rep. Each returned scalar is averaged over valid steps.
         """
-        out = self.observe(obs, actions, roles, sample=True)
-        pred = self.decode(out["deter"], out["stoch"], roles)  # [T, M, O]
-        recon = (pred - symlog(obs)).pow(2).sum(-1)  # [T, M]
-        dyn, rep = kl_losses(out["post"], out["prior"], self.free_bits, self.unimix)  # [T, M] each
-        total = recon + self.dyn_scale * dyn + self.rep_scale * rep
-        if valid is None:
-            valid = th.ones_like(recon)
-        denom = valid.sum().clamp(min=1.0)
-        mean = lambda x: (x * valid).sum() / denom  # noqa: E731
-        return {"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)}
+        return loss_many([self], obs, actions, [roles], valid)[0]
+
+
+# --- several RSSMs of the same sizes at once ------------------------------------------------------
+#
+# The recurrences of G models with identical sizes (they may differ in role inputs, which only enter
+# the parts computed outside the loop) run in one loop over T with batched matmuls over a leading
+# model dimension. Training uses a custom autograd function with a hand-written backward through
+# time: per step only the gradients of the inputs run (batched over the models), and the weight
+# gradients are accumulated afterwards with one matmul over all T * M rows per weight.
+#
+# Inside the loop, with per-model stacked weights (x @ W, row vectors):
+#     a_t  = s_{t-1} @ W_s + other_t                 other_t = in_other([a_{t-1}, z_{t-1}])
+#     x_t  = silu(LN_in(a_t))
+#     p_t  = x_t @ W_x + h_{t-1} @ W_h               (the GRU's Linear on [x, h], split by input)
+#     n_t  = LN_cell(p_t)                            columns reordered [reset, update, candidate], the
+#                                                    update bias folded into the LayerNorm bias
+#     r, u = sigmoid(n_r), sigmoid(n_u);  c = tanh(r * n_c);  h_t = h_{t-1} + u * (c - h_{t-1})
+#     q_t  = h_t @ W_pd + pe_t                       pe_t = post_embed(embed_t)
+#     l_t  = silu(LN_post(q_t)) @ W_po + b_po        posterior logits
+#     s_t  = one_hot(sample or mode of unimix(softmax(l_t))), straight-through to the probabilities.
+# h @ W_h (for the next step) and h @ W_pd are one matmul on h @ [W_h | W_pd].
+
+
+def _check_compatible(models) -> None:
+    first = models[0]
+    for m in models[1:]:
+        if (m.deter, m.hidden, m.stoch, m.classes, m.unimix) != (first.deter, first.hidden, first.stoch,
+                                                                 first.classes, first.unimix):
+            raise ValueError("observe_many / imagine_many need models of the same sizes and unimix")
+
+
+def _gate_order(x: th.Tensor) -> th.Tensor:
+    """[reset, candidate, update] blocks along dim 0 -> [reset, update, candidate]."""
+    reset, cand, update = x.chunk(3, 0)
+    return th.cat([reset, update, cand], 0)
+
+
+def _scan_weights(models) -> tuple[th.Tensor, ...]:
+    """The recurrence's parameters, stacked over the models (differentiable: gradients reach each model).
+
+    Returns W_s [G, SC, H], W_x [G, H, 3D], W_h [G, D, 3D], W_pd [G, D, H], W_po [G, H, SC],
+    b_po [G, 1, SC], then the LayerNorm weights / biases [G, 1, n] of in_norm, cell.norm, post_norm
+    (the cell's in [reset, update, candidate] order, its bias including the update bias).
+    """
+    H = models[0].hidden
+    parts = [[] for _ in range(12)]
+    for m in models:
+        w = _gate_order(m.cell.linear.weight)  # [3D, H + D]
+        r_bias, c_bias, u_bias = m.cell.norm.bias.chunk(3, 0)
+        values = (m.in_stoch.weight.t(), w[:, :H].t(), w[:, H:].t(), m.post_deter.weight.t(), m.post_out.weight.t(), m.post_out.bias.unsqueeze(0), m.in_norm.weight, m.in_norm.bias,
+                  _gate_order(m.cell.norm.weight), th.cat([r_bias, u_bias + m.cell.update_bias, c_bias], 0),
+                  m.post_norm.weight, m.post_norm.bias)
+        for store, value in zip(parts, values):
+            store.append(value)
+    stacked = [th.stack(p, 0) for p in parts]
+    return tuple(stacked[:6]) + tuple(p.unsqueeze(1) for p in stacked[6:])
+
+
+def _norm_affine(x: th.Tensor, weight: th.Tensor, bias: th.Tensor, eps: float):
+    """LayerNorm over the last dim of x [G, M, n] with per-model weight / bias [G, 1, n].
+
+    Returns (out, x_hat, mean, rstd): the output, the normalised input and its statistics [G, M, 1]."""
+    x_hat, mean, rstd = th.native_layer_norm(x, (x.shape[-1],), None, None, eps)
+    return th.addcmul(bias, x_hat, weight), x_hat, mean, rstd
+
+
+def _norm_backward(grad_out, weight, x, x_hat, mean, rstd, acc_weight, acc_bias) -> th.Tensor:
+    """Backward of _norm_affine: returns the input gradient; adds the per-row weight / bias gradients
+    (still to be summed over rows) into acc_weight / acc_bias [G, M, n]."""
+    acc_weight.addcmul_(grad_out, x_hat)
+    acc_bias.add_(grad_out)
+    return th.ops.aten.native_layer_norm_backward(grad_out * weight, x, [x.shape[-1]], mean, rstd, None, None,
+                                                  [True, False, False])[0]
+
+
+def _silu(x: th.Tensor, out=None) -> th.Tensor:
+    return F.silu(x) if out is None else th.ops.aten.silu.out(x, out=out)
+
+
+def _one_hot_into(index: th.Tensor, out: th.Tensor) -> th.Tensor:
+    """index [.., S, 1] -> one-hot written into out [.., S, C] (float)."""
+    return out.zero_().scatter_(-1, index, out.new_ones(()).expand(index.shape))
+
+
+def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
+    """The recurrence. h [G, M, D], s [G, M, SC] (h_{-1}, s_{-1}); other, pe [G, T, M, H];
+    noise [G, T, M, S, 1] uniforms (sample) or None (mode). Returns (deter, stoch, post) [G, T, M, .] and,
+    if save, what the backward needs: per-step lists, and x, y [G, T, M, H] for the weight gradients."""
+    W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
+    S, C, unimix, (eps_in, eps_c, eps_p) = cfg
+    G, T, M, H = other.shape
+    D = h.shape[-1]
+    D2 = 2 * D
+    new = other.new_empty
+    deter, stoch, post = new((G, T, M, D)), new((G, T, M, S * C)), new((G, T, M, S * C))
+    saved = None
+    if save:
+        saved = {k: [] for k in ("in", "cell", "post", "ln_in", "lp", "ru", "cand", "n", "soft")}
+        saved["x"], saved["y"] = new((G, T, M, H)), new((G, T, M, H))
+    p = th.bmm(h, W_h)  # the h_{-1} part of step 0's GRU Linear
+    for t in range(T):
+        a = th.baddbmm(other[:, t], s, W_s)
+        ln_in, *stats_in = _norm_affine(a, g_in, b_in, eps_in)
+        x = _silu(ln_in, None if saved is None else saved["x"][:, t])
+        p = p.baddbmm_(x, W_x)
+        n, *stats_c = _norm_affine(p, g_c, b_c, eps_c)  # [reset | update | candidate]
+        ru = th.sigmoid(n[..., :D2])
+        cand = th.tanh(ru[..., :D] * n[..., D2:])
+        h = th.lerp(h, cand, ru[..., D:], out=deter[:, t])
+        q = th.baddbmm(pe[:, t], h, W_pd)
+        if t + 1 < T:
+            p_next = th.bmm(h, W_h)
+        lp, *stats_p = _norm_affine(q, g_p, b_p, eps_p)
+        y = _silu(lp, None if saved is None else saved["y"][:, t])
+        logits = th.baddbmm(b_po, y, W_po, out=post[:, t]).view(G, M, S, C)
+        if noise is not None or save:
+            soft = th.softmax(logits, -1)
+        if noise is not None:  # inverse-CDF sample of the unimix probabilities
+            probs = soft * (1.0 - unimix) + unimix / C if unimix > 0 else soft
+            index = (probs[..., :C - 1].cumsum(-1) < noise[:, t]).sum(-1, keepdim=True)
+        else:
+            index = logits.argmax(-1, keepdim=True)
+        s = _one_hot_into(index, stoch[:, t].view(G, M, S, C)).view(G, M, S * C)
+        if saved is not None:
+            for key, value in (("in", (a, *stats_in)), ("cell", (p, *stats_c)), ("post", (q, *stats_p)),
+                               ("ln_in", ln_in), ("lp", lp), ("ru", ru), ("cand", cand), ("n", n), ("soft", soft)):
+                saved[key].append(value)
+        if t + 1 < T:
+            p = p_next
+    return deter, stoch, post, saved
+
+
+class _ObserveScan(th.autograd.Function):
+    """The filtering recurrence of G stacked models with a hand-written backward through time."""
+
+    @staticmethod
+    def forward(ctx, h0, s0, other, pe, *args):
+        weights, noise, cfg = args[:12], args[12], args[13]
+        deter, stoch, post, saved = _scan_forward(h0, s0, other, pe, weights, noise, cfg, save=True)
+        ctx.cfg, ctx.saved = cfg, saved
+        ctx.save_for_backward(h0, s0, deter, stoch, *weights)
+        return deter, stoch, post
+
+    @staticmethod
+    def backward(ctx, g_deter, g_stoch, g_post):
+        h0, s0, deter, stoch, *weights = ctx.saved_tensors
+        W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
+        S, C, unimix, _ = ctx.cfg
+        saved = ctx.saved
+        G, T, M, D = deter.shape
+        H, SC = W_s.shape[-1], S * C
+        D2, D3 = 2 * D, 3 * D
+        W_sT, W_xT, W_hT, W_pdT, W_poT = (w.transpose(1, 2) for w in (W_s, W_x, W_h, W_pd, W_po))
+        new = deter.new_empty
+        # Gradients of the pre-activations of every step: the input layer (d_a), the GRU Linear (d_p),
+        # the posterior's first layer (d_q) and the posterior logits (d_l).
+        d_a, d_p, d_q, d_l = [None] * T, [None] * T, [None] * T, new((G, T, M, SC))
+        acc = [deter.new_zeros((G, M, n)) for n in (H, H, D3, D3, H, H)]  # LayerNorm weight / bias grads
+        gates = new((G, M, D2))  # gradients of the reset / update gates (after the sigmoid)
+        gn = new((G, M, D3))  # gradient of the cell's LayerNorm output
+        carry = None  # gradient reaching h_t directly through step t + 1's interpolation
+        for t in range(T - 1, -1, -1):
+            # Posterior of step t: straight-through sample -> unimix -> softmax -> logits.
+            g_s = g_stoch[:, t] if t == T - 1 else th.baddbmm(g_stoch[:, t], d_a[t + 1], W_sT)
+            soft = saved["soft"][t]
+            g_soft = th._softmax_backward_data(g_s.view(G, M, S, C), soft, -1, soft.dtype).view(G, M, SC)
+            gl = th.add(g_post[:, t], g_soft, alpha=1.0 - unimix, out=d_l[:, t])
+            glp = th.ops.aten.silu_backward(th.bmm(gl, W_poT), saved["lp"][t])
+            d_q[t] = _norm_backward(glp, g_p, *saved["post"][t], acc[4], acc[5])
+            # h_t: its output, the posterior, the next step's GRU Linear and its interpolation.
+            g_h = th.baddbmm(g_deter[:, t] if carry is None else g_deter[:, t] + carry, d_q[t], W_pdT)
+            if t + 1 < T:
+                g_h.baddbmm_(d_p[t + 1], W_hT)
+            h_prev = h0 if t == 0 else deter[:, t - 1]
+            ru, cand, n = saved["ru"][t], saved["cand"][t], saved["n"][t]
+            th.mul(g_h, cand - h_prev, out=gates[..., D:])  # d update
+            g_cand = g_h * ru[..., D:]
+            carry = g_h - g_cand  # (1 - update) * g_h
+            g_arg = th.ops.aten.tanh_backward(g_cand, cand)  # d (reset * n_c)
+            th.mul(g_arg, n[..., D2:], out=gates[..., :D])  # d reset
+            th.mul(g_arg, ru[..., :D], out=gn[..., D2:])
+            th.ops.aten.sigmoid_backward.grad_input(gates, ru, grad_input=gn[..., :D2])
+            d_p[t] = _norm_backward(gn, g_c, *saved["cell"][t], acc[2], acc[3])
+            gln = th.ops.aten.silu_backward(th.bmm(d_p[t], W_xT), saved["ln_in"][t])
+            d_a[t] = _norm_backward(gln, g_in, *saved["in"][t], acc[0], acc[1])
+        g_s0 = th.bmm(d_a[0], W_sT)
+        g_h0 = th.baddbmm(carry, d_p[0], W_hT)
+        x, y = saved["x"], saved["y"]
+        ctx.saved = saved = None
+        d_a, d_p, d_q = th.stack(d_a, 1), th.stack(d_p, 1), th.stack(d_q, 1)  # [G, T, M, .]
+
+        # Weight gradients over all steps at once.
+        rows = lambda v: v.reshape(G, -1, v.shape[-1])  # [G, T', M, n] -> [G, T' * M, n]  # noqa: E731
+        tr = lambda v: v.transpose(1, 2)  # noqa: E731
+        gW_s = th.baddbmm(th.bmm(tr(s0), d_a[:, 0]), tr(rows(stoch[:, :T - 1])), rows(d_a[:, 1:]))
+        gW_x = th.bmm(tr(rows(x)), rows(d_p))
+        gW_h = th.baddbmm(th.bmm(tr(h0), d_p[:, 0]), tr(rows(deter[:, :T - 1])), rows(d_p[:, 1:]))
+        gW_pd = th.bmm(tr(rows(deter)), rows(d_q))
+        gW_po = th.bmm(tr(rows(y)), rows(d_l))
+        gb_po = d_l.sum((1, 2)).unsqueeze(1)
+        return (g_h0, g_s0, d_a, d_q, gW_s, gW_x, gW_h, gW_pd, gW_po, gb_po,
+                *(a.sum(1, keepdim=True) for a in acc), None, None)
+
+
+def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sample: bool):
+    """observe_many on symlog(obs); returns the per-model output dicts."""
+    _check_compatible(models)
+    first = models[0]
+    T, M, _ = obs_sl.shape
+    prev_actions = th.cat([th.zeros_like(actions[:1]), actions[:-1]], 0)  # a_{t-1} [T, M, A]
+    others, embeds, h0s, s0s = [], [], [], []
+    for model, roles in zip(models, roles_list):
+        embeds.append(model.post_embed(model.encoder(obs_sl)))  # [T, M, H]
+        prev_roles = None if model.role_dim == 0 else th.cat([th.zeros_like(roles[:1]), roles[:-1]], 0)
+        others.append(model._other_inputs(prev_actions, prev_roles))  # [T, M, H]
+        h, s = model.initial(M)
+        h0s.append(h)
+        s0s.append(s)
+    # Uniforms for the samples, model by model in time order (the same draws as sampling step by step).
+    noise = th.stack([th.rand((T, M, first.stoch, 1), device=obs_sl.device, dtype=obs_sl.dtype)
+                      for _ in models], 0) if sample else None
+    stack = lambda xs: th.stack(xs, 0)  # noqa: E731
+    weights = _scan_weights(models)
+    cfg = (first.stoch, first.classes, first.unimix,
+           (first.in_norm.eps, first.cell.norm.eps, first.post_norm.eps))
+    inputs = (stack(h0s), stack(s0s), stack(others), stack(embeds))
+    if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
+        deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg)
+    else:
+        deter, stoch, post, _ = _scan_forward(*inputs, weights, noise, cfg, save=False)
+    outs = []
+    for model, d, s, p in zip(models, deter.unbind(0), stoch.unbind(0), post.unbind(0)):
+        outs.append({"deter": d, "stoch": s, "post": p.unflatten(-1, (model.stoch, model.classes)),
+                     "prior": model.prior(d)})
+    return outs
+
+
+def observe_many(models, obs: th.Tensor, actions: th.Tensor, roles_list, sample: bool = True):
+    """RSSM.observe for several models of the same sizes on the same obs / actions, in one fused loop.
+
+    roles_list: one roles tensor [T, M, R] (or None) per model. Returns one output dict per model,
+    the same as each model's observe (sampling draws model by model, as calling them in turn would).
+    """
+    return _observe_many(models, symlog(obs), actions, roles_list, sample)
+
+
+def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
+              valid: th.Tensor | None = None) -> list[dict[str, th.Tensor]]:
+    """RSSM.loss for several models of the same sizes (one fused filtering loop); one dict per model."""
+    target = symlog(obs)
+    outs = _observe_many(models, target, actions, roles_list, sample=True)
+    if valid is None:
+        valid = th.ones(obs.shape[:-1], device=obs.device, dtype=obs.dtype)
+    denom = valid.sum().clamp(min=1.0)
+    mean = lambda x: (x * valid).sum() / denom  # noqa: E731
+    results = []
+    for model, out, roles in zip(models, outs, roles_list):
+        pred = model.decode(out["deter"], out["stoch"], roles)  # [T, M, O]
+        recon = (pred - target).pow(2).sum(-1)  # [T, M]
+        dyn, rep = kl_losses(out["post"], out["prior"], model.free_bits, model.unimix)  # [T, M] each
+        total = recon + model.dyn_scale * dyn + model.rep_scale * rep
+        results.append({"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)})
+    return results
+
+
+def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions: th.Tensor, roles_list):
+    """RSSM.imagine (prior modes) for several models of the same sizes in one fused loop, without gradient.
+
+    deter / stoch: one [M, D] / [M, SC] start state per model; actions [K, M, A] (shared);
+    roles_list: one [K, M, R] (or None) per model. Returns one dict per model (deter, stoch, prior).
+    With gradients being recorded this falls back to each model's step-by-step imagine.
+    """
+    _check_compatible(models)
+    params = [p for m in models for p in m.parameters()]
+    if th.is_grad_enabled() and (any(p.requires_grad for p in params)
+                                 or any(x.requires_grad for x in (*deter, *stoch))):
+        return [m.imagine(d, s, actions, r, sample=False) for m, d, s, r in zip(models, deter, stoch, roles_list)]
+    with th.no_grad():
+        first = models[0]
+        K, M, _ = actions.shape
+        S, C, D = first.stoch, first.classes, first.deter
+        G = len(models)
+        W_s, W_x, W_h, _, _, _, g_in, b_in, g_c, b_c, _, _ = _scan_weights(models)
+        lin1 = [m.prior_head[0] for m in models]
+        norm1 = [m.prior_head[1] for m in models]
+        lin2 = [m.prior_head[3] for m in models]
+        stack = lambda xs: th.stack(xs, 0)  # noqa: E731
+        W1, b1 = stack([m.weight.t() for m in lin1]), stack([m.bias for m in lin1]).unsqueeze(1)
+        g1, be1 = stack([m.weight for m in norm1]).unsqueeze(1), stack([m.bias for m in norm1]).unsqueeze(1)
+        W2, b2 = stack([m.weight.t() for m in lin2]), stack([m.bias for m in lin2]).unsqueeze(1)
+        other = stack([m._other_inputs(actions, r) for m, r in zip(models, roles_list)])  # [G, K, M, H]
+        deters = actions.new_empty((G, K, M, D))
+        stochs = actions.new_empty((G, K, M, S * C))
+        priors = actions.new_empty((G, K, M, S * C))
+        eps_in, eps_c, eps_1 = first.in_norm.eps, first.cell.norm.eps, norm1[0].eps
+        h, s = stack(list(deter)), stack(list(stoch))
+        for j in range(K):
+            x = F.silu(_norm_affine(th.baddbmm(other[:, j], s, W_s), g_in, b_in, eps_in)[0])
+            n = _norm_affine(th.baddbmm(th.bmm(h, W_h), x, W_x), g_c, b_c, eps_c)[0]
+            ru = th.sigmoid(n[..., :2 * D])
+            cand = th.tanh(ru[..., :D] * n[..., 2 * D:])
+            h = th.lerp(h, cand, ru[..., D:], out=deters[:, j])
+            hidden = F.silu(_norm_affine(th.baddbmm(b1, h, W1), g1, be1, eps_1)[0])
+            logits = th.baddbmm(b2, hidden, W2, out=priors[:, j]).view(G, M, S, C)
+            s = _one_hot_into(logits.argmax(-1, keepdim=True), stochs[:, j].view(G, M, S, C))
+            s = s.view(G, M, S * C)
+        return [{"deter": d, "stoch": st, "prior": p.unflatten(-1, (S, C))}
+                for d, st, p in zip(deters.unbind(0), stochs.unbind(0), priors.unbind(0))]

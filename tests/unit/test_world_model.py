@@ -13,7 +13,7 @@ from r3dm_epymarl.world_model.distributions import (
     categorical_kl, kl_losses, mode_log_prob, straight_through_mode, straight_through_sample, symexp, symlog,
     unimix_log_probs, unimix_probs,
 )
-from r3dm_epymarl.world_model.rssm import RSSM
+from r3dm_epymarl.world_model.rssm import RSSM, loss_many
 from tests.synthetic import make_batch as _make_batch
 
 def make_batch(**kwargs):
@@ -123,6 +123,30 @@ def test_kl_free_bits_values_and_gradient_routing():
     assert (post.grad[:2] == 0).all() and (post.grad[2:].abs().sum((-2, -1)) > 0).all()
 
 
+def test_kl_gradients_match_plain_autograd():
+    """kl_losses' written-out gradients equal autograd through the unimix log-probabilities."""
+    post = (th.randn(40, 4, 8) * 3).double().requires_grad_()
+    prior = (th.randn(40, 4, 8) * 3).double().requires_grad_()
+    w_dyn, w_rep = th.randn(40).double(), th.randn(40).double()
+
+    def reference(post, prior):
+        post_log, prior_log = unimix_log_probs(post), unimix_log_probs(prior)
+        dyn = (post_log.exp().detach() * (post_log.detach() - prior_log)).sum((-2, -1)).clamp(min=1.0)
+        rep = (post_log.exp() * (post_log - prior_log.detach())).sum((-2, -1)).clamp(min=1.0)
+        return dyn, rep
+
+    grads = []
+    for fn in (kl_losses, reference):
+        dyn, rep = fn(post, prior)
+        ((dyn * w_dyn).sum() + (rep * w_rep).sum()).backward()
+        grads.append((post.grad, prior.grad))
+        post.grad = prior.grad = None
+    (post_fast, prior_fast), (post_ref, prior_ref) = grads
+    assert (post_ref != 0).any() and (prior_ref != 0).any()
+    assert th.allclose(post_fast, post_ref, atol=1e-12) and th.allclose(prior_fast, prior_ref, atol=1e-12)
+    assert all(th.allclose(a, b) for a, b in zip(kl_losses(post, prior), reference(post, prior)))
+
+
 def test_mode_log_prob():
     logits = th.randn(3, 4, 8)
     expected = unimix_probs(logits).max(-1).values.log().sum(-1)
@@ -173,6 +197,66 @@ def test_observe_matches_plain_recurrence():
         h0, s0 = model.initial(2)
         assert th.allclose(h0[0], th.tanh(model.h_init))
         assert th.equal(s0[0].view(4, 8).argmax(-1), model.prior(h0[0]).argmax(-1))
+
+
+def plain_loss(model, obs, actions, roles, valid):
+    """RSSM.loss written step by step with autograd (h, posterior, straight-through sample per step)."""
+    T, M, _ = obs.shape
+    h, s = model.initial(M)
+    a_prev, z_prev = th.zeros_like(actions[0]), None if roles is None else th.zeros_like(roles[0])
+    deters, stochs, posts = [], [], []
+    for t in range(T):
+        h = model.seq_step(h, s, model.in_other(a_prev if roles is None else th.cat([a_prev, z_prev], -1)))
+        embed = model.encoder(symlog(obs[t]))
+        logits = model.post_out(th.nn.functional.silu(model.post_norm(model.post_deter(h) + model.post_embed(embed))))
+        s = straight_through_sample(unimix_probs(logits.unflatten(-1, (model.stoch, model.classes)))).flatten(-2)
+        deters.append(h), stochs.append(s), posts.append(logits)
+        a_prev, z_prev = actions[t], None if roles is None else roles[t]
+    deter, stoch = th.stack(deters), th.stack(stochs)
+    post = th.stack(posts).unflatten(-1, (model.stoch, model.classes))
+    recon = (model.decode(deter, stoch, roles) - symlog(obs)).pow(2).sum(-1)
+    post_log, prior_log = unimix_log_probs(post), unimix_log_probs(model.prior(deter))
+    dyn = (post_log.exp().detach() * (post_log.detach() - prior_log)).sum((-2, -1)).clamp(min=1.0)
+    rep = (post_log.exp() * (post_log - prior_log.detach())).sum((-2, -1)).clamp(min=1.0)
+    total = recon + 0.5 * dyn + 0.1 * rep
+    return (total * valid).sum() / valid.sum()
+
+
+def test_fused_training_matches_plain_autograd():
+    """Both models' losses from the fused loop (hand-written backward through time) equal the plain
+    step-by-step autograd version in value, sampling draws and every parameter gradient."""
+    T, M, O, A, R = 7, 5, 6, 3, 4
+    sizes = dict(hidden=16, deter=12, stoch=3, classes=5)
+    models = [RSSM(O, A, 0, **sizes).double(), RSSM(O, A, R, **sizes).double()]
+    obs, actions = th.randn(T, M, O).double() * 2, th.eye(A)[th.randint(0, A, (T, M))].double()
+    roles, valid = th.rand(T, M, R).double(), (th.rand(T, M) > 0.2).double()
+    th.manual_seed(5)
+    fused = loss_many(models, obs, actions, [None, roles], valid)
+    (fused[0]["total"] + fused[1]["total"]).backward()
+    grads = [[p.grad.clone() for p in m.parameters()] for m in models]
+    for m in models:
+        m.zero_grad(set_to_none=True)
+    th.manual_seed(5)  # the same draws: model by model, step by step
+    plain = [plain_loss(models[0], obs, actions, None, valid), plain_loss(models[1], obs, actions, roles, valid)]
+    (plain[0] + plain[1]).backward()
+    for loss, reference in zip(fused, plain):
+        assert th.allclose(loss["total"], reference, rtol=1e-12)
+    for model, fused_grads in zip(models, grads):
+        for p, g in zip(model.parameters(), fused_grads):
+            assert p.grad is not None and th.allclose(g, p.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_update_uses_the_same_losses_as_separate_models():
+    batch = make_batch(B=3, T=7, N=2)
+    ctx = context(batch)
+    term = term_for(batch)
+    th.manual_seed(3)
+    agnostic, role = term.losses(ctx)  # each model on its own graph
+    th.manual_seed(3)
+    fused = term.update(ctx)  # one fused loop for both
+    for prefix, losses in (("", agnostic), ("role_", role)):
+        for name in ("recon", "dyn", "rep"):
+            assert fused[f"loss_wm_{prefix}{name}"] == pytest.approx(losses[name].item(), rel=1e-5)
 
 
 def test_observe_sampling_is_seeded():
@@ -246,6 +330,23 @@ def test_multi_step_imagination_matches_rssm_imagine():
         expected = (pred - symlog(obs[t + 1:t + 1 + k])).pow(2).sum(-1)  # [k, M0]
     assert th.allclose(err[:, t], expected, atol=1e-4)
     assert th.allclose(logp[:, t], mode_log_prob(im["prior"]), atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_fused_prediction_matches_each_model_alone(k):
+    """The reward filters and imagines with both target models in one loop: the same as one by one."""
+    batch = make_batch(B=2, T=8, N=2, lengths=[7, 5])
+    ctx = context(batch)
+    term = term_for(batch, wm_horizon=k)
+    for p in term.target_model.parameters():  # make the two models differ
+        p.add_(0.1 * th.randn_like(p))
+    obs, actions, z, _ = term._streams(ctx)
+    with th.no_grad():
+        together = term._predict_many([term.target_model, term.target_role_model], obs, actions, [None, z])
+        alone = [term._predict(term.target_model, obs, actions, None),
+                 term._predict(term.target_role_model, obs, actions, z)]
+    for (err, logp), (err1, logp1) in zip(together, alone):
+        assert th.allclose(err, err1, atol=1e-5) and th.allclose(logp, logp1, atol=1e-5)
 
 
 def test_reward_shape_finite_deterministic_and_parts():
