@@ -134,7 +134,3 @@ def install_patches(path, check: bool = False) -> list[tuple[str, str]]:
                 raise UserError(f"git apply {patch.name} failed in {root}")
             outcomes.append((patch.name, "applied"))
     return outcomes
-
-
-def default_checkout() -> str | None:
-    return os.environ.get("EPYMARL_PATH") or None
