@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 
 import torch as th
+from torch.nn import functional as F
 
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
@@ -149,7 +150,8 @@ class WorldModelReward(IntrinsicTerm):
         """_predict for several models of the same sizes, filtering and imagining in fused loops."""
         k = self.horizon
         T, M0, _ = obs.shape
-        outs = observe_many(models, obs, actions, roles_list, sample=False)
+        obs_sl = symlog(obs)
+        outs = observe_many(models, obs, actions, roles_list, sample=False, obs_symlog=obs_sl)
         # j = 1: h'_1 = seq(h_t, s_t, a_t, z_t) is exactly the filtered h_{t+1}; its prior is prior_{t+1}.
         deters = [out["deter"][1:] for out in outs]  # [T-1, M0, D]
         priors = [out["prior"][1:] for out in outs]  # [T-1, M0, S, C]
@@ -157,11 +159,12 @@ class WorldModelReward(IntrinsicTerm):
         pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M0, ..]  # noqa: E731
         window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
         if k > 1:
-            act_p, obs_p = pad(actions), pad(obs)
+            act_p, obs_p = pad(actions), pad(obs_sl)  # symlog(0) = 0: padding after symlog is the same
             roles_p = [None if r is None else pad(r) for r in roles_list]
+            targets = th.stack([window(obs_p, j) for j in range(1, k + 1)], 0)  # [k, T-1, M0, O] (symlog)
         else:  # t + 1 <= T - 1 always exists
-            act_p, obs_p, roles_p = actions, obs, list(roles_list)
-        targets = symlog(th.stack([window(obs_p, j) for j in range(1, k + 1)], 0))  # [k, T-1, M0, O]
+            act_p, roles_p = actions, list(roles_list)
+            targets = obs_sl[1:].unsqueeze(0)
         ims = [None] * len(models)
         if k > 1:
             M = (T - 1) * M0
@@ -179,8 +182,10 @@ class WorldModelReward(IntrinsicTerm):
             else:
                 deter, stoch, prior = deter.unsqueeze(0), stoch.unsqueeze(0), prior.unsqueeze(0)
             # deter [k, T-1, M0, D], stoch [k, T-1, M0, SC], prior [k, T-1, M0, S, C]
-            dec_roles = None if r_p is None else th.stack([window(r_p, j) for j in range(1, k + 1)], 0)
-            err = (model.decode(deter, stoch, dec_roles) - targets).pow(2).sum(-1)  # [k, T-1, M0]
+            dec_roles = None if r_p is None else (  # z_{t+j} [k, T-1, M0, R]
+                r_p[1:].unsqueeze(0) if k == 1 else th.stack([window(r_p, j) for j in range(1, k + 1)], 0))
+            pred = model.decode(deter, stoch, dec_roles)
+            err = F.mse_loss(pred, targets.expand_as(pred), reduction="none").sum(-1)  # [k, T-1, M0]
             results.append((err, mode_log_prob(prior, model.unimix)))
         return results
 

@@ -15,6 +15,11 @@ Only the recurrence (input layer, GRU cell, posterior, sampling) runs inside the
 The linear layers that see [s, a, z] and [h, embed] are split by input so that the parts that do
 not depend on the recurrence (a, z, embed) are computed once for all steps before the loop;
 the encoder, the prior head and the decoder run once over all [T * M] rows.
+
+Several models of the same sizes (R3DM's role-agnostic and role-conditioned models) filter the same
+sequence in one loop with matmuls batched over a leading model dimension (`observe_many`,
+`loss_many`, `imagine_many`); training backpropagates through that loop with a hand-written
+backward (see `_ObserveScan`).
 """
 from __future__ import annotations
 
@@ -96,7 +101,7 @@ class RSSM(nn.Module):
         logits = logits.unflatten(-1, (self.stoch, self.classes))  # [.., S, C]
         if sample:
             return straight_through_sample(unimix_probs(logits, self.unimix)).flatten(-2)
-        mode = th.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+        mode = th.zeros_like(logits).scatter_(-1, logits.max(-1, keepdim=True).indices, 1.0)  # first maximum
         if th.is_grad_enabled() and logits.requires_grad:
             mode = straight_through(unimix_probs(logits, self.unimix), mode)
         return mode.flatten(-2)
@@ -122,9 +127,17 @@ class RSSM(nn.Module):
         return self.prior_head(deter).unflatten(-1, (self.stoch, self.classes))
 
     def decode(self, deter: th.Tensor, stoch: th.Tensor, roles: th.Tensor | None = None) -> th.Tensor:
-        """deter [.., D], stoch [.., SC], roles [.., R] -> predicted symlog(obs) [.., O]."""
+        """deter [.., D], stoch [.., SC], roles [.., R] -> predicted symlog(obs) [.., O].
+
+        The first Linear on [h, s, z] is applied block by block (h W_h + s W_s + z W_z + b), which
+        spares the concatenated copy of the inputs."""
         parts = [deter, stoch] if self.role_dim == 0 else [deter, stoch, roles]
-        return self.decoder(th.cat(parts, -1))
+        first = self.decoder[0]
+        blocks = first.weight.split([p.shape[-1] for p in parts], dim=1)
+        x = F.linear(parts[0], blocks[0], first.bias)
+        for part, block in zip(parts[1:], blocks[1:]):
+            x = x + F.linear(part, block)
+        return self.decoder[1:](x)
 
     # --- filtering, imagination, loss ------------------------------------------------------------
     def observe(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
@@ -193,7 +206,7 @@ class RSSM(nn.Module):
 #     q_t  = h_t @ W_pd + pe_t                       pe_t = post_embed(embed_t)
 #     l_t  = silu(LN_post(q_t)) @ W_po + b_po        posterior logits
 #     s_t  = one_hot(sample or mode of unimix(softmax(l_t))), straight-through to the probabilities.
-# h @ W_h (for the next step) and h @ W_pd are one matmul on h @ [W_h | W_pd].
+# Since s_t is one-hot, s_t @ W_s is computed as a sum of rows of W_s (the same value, far cheaper).
 
 
 def _check_compatible(models) -> None:
@@ -222,7 +235,8 @@ def _scan_weights(models) -> tuple[th.Tensor, ...]:
     for m in models:
         w = _gate_order(m.cell.linear.weight)  # [3D, H + D]
         r_bias, c_bias, u_bias = m.cell.norm.bias.chunk(3, 0)
-        values = (m.in_stoch.weight.t(), w[:, :H].t(), w[:, H:].t(), m.post_deter.weight.t(), m.post_out.weight.t(), m.post_out.bias.unsqueeze(0), m.in_norm.weight, m.in_norm.bias,
+        values = (m.in_stoch.weight.t(), w[:, :H].t(), w[:, H:].t(), m.post_deter.weight.t(),
+                  m.post_out.weight.t(), m.post_out.bias.unsqueeze(0), m.in_norm.weight, m.in_norm.bias,
                   _gate_order(m.cell.norm.weight), th.cat([r_bias, u_bias + m.cell.update_bias, c_bias], 0),
                   m.post_norm.weight, m.post_norm.bias)
         for store, value in zip(parts, values):
@@ -248,19 +262,26 @@ def _norm_backward(grad_out, weight, x, x_hat, mean, rstd, acc_weight, acc_bias)
                                                   [True, False, False])[0]
 
 
-def _silu(x: th.Tensor, out=None) -> th.Tensor:
-    return F.silu(x) if out is None else th.ops.aten.silu.out(x, out=out)
-
-
 def _one_hot_into(index: th.Tensor, out: th.Tensor) -> th.Tensor:
     """index [.., S, 1] -> one-hot written into out [.., S, C] (float)."""
     return out.zero_().scatter_(-1, index, out.new_ones(()).expand(index.shape))
 
 
+def _one_hot_matmul(index: th.Tensor, weight: th.Tensor, add: th.Tensor) -> th.Tensor:
+    """one_hot(index) @ weight + add, as a sum of the selected rows (the latents are one-hot).
+
+    index [G, M, S, 1] (class of each latent), weight [G, S * C, H], add [G, M, H] -> [G, M, H]."""
+    G, M, S, _ = index.shape
+    SC = weight.shape[1]
+    first_row = th.arange(0, G * SC, SC // S, device=index.device).view(G, 1, S)  # of latent s in model g
+    rows = (index.view(G, M, S) + first_row).view(G * M, S)
+    return F.embedding_bag(rows, weight.reshape(G * SC, -1), mode="sum").view(G, M, -1).add_(add)
+
+
 def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
     """The recurrence. h [G, M, D], s [G, M, SC] (h_{-1}, s_{-1}); other, pe [G, T, M, H];
     noise [G, T, M, S, 1] uniforms (sample) or None (mode). Returns (deter, stoch, post) [G, T, M, .] and,
-    if save, what the backward needs: per-step lists, and x, y [G, T, M, H] for the weight gradients."""
+    if save, what the backward needs (per-step lists)."""
     W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
     S, C, unimix, (eps_in, eps_c, eps_p) = cfg
     G, T, M, H = other.shape
@@ -270,13 +291,14 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
     deter, stoch, post = new((G, T, M, D)), new((G, T, M, S * C)), new((G, T, M, S * C))
     saved = None
     if save:
-        saved = {k: [] for k in ("in", "cell", "post", "ln_in", "lp", "ru", "cand", "n", "soft")}
-        saved["x"], saved["y"] = new((G, T, M, H)), new((G, T, M, H))
+        saved = {k: [] for k in ("in", "cell", "post", "ln_in", "lp", "ru", "cand", "n", "soft", "x", "y")}
     p = th.bmm(h, W_h)  # the h_{-1} part of step 0's GRU Linear
+    index = None
     for t in range(T):
-        a = th.baddbmm(other[:, t], s, W_s)
+        # s_{t-1} @ W_s: a dense product for s_{-1}, a sum of rows of W_s for the sampled one-hots.
+        a = th.baddbmm(other[:, t], s, W_s) if index is None else _one_hot_matmul(index, W_s, other[:, t])
         ln_in, *stats_in = _norm_affine(a, g_in, b_in, eps_in)
-        x = _silu(ln_in, None if saved is None else saved["x"][:, t])
+        x = F.silu(ln_in)
         p = p.baddbmm_(x, W_x)
         n, *stats_c = _norm_affine(p, g_c, b_c, eps_c)  # [reset | update | candidate]
         ru = th.sigmoid(n[..., :D2])
@@ -286,7 +308,7 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
         if t + 1 < T:
             p_next = th.bmm(h, W_h)
         lp, *stats_p = _norm_affine(q, g_p, b_p, eps_p)
-        y = _silu(lp, None if saved is None else saved["y"][:, t])
+        y = F.silu(lp)
         logits = th.baddbmm(b_po, y, W_po, out=post[:, t]).view(G, M, S, C)
         if noise is not None or save:
             soft = th.softmax(logits, -1)
@@ -294,11 +316,12 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
             probs = soft * (1.0 - unimix) + unimix / C if unimix > 0 else soft
             index = (probs[..., :C - 1].cumsum(-1) < noise[:, t]).sum(-1, keepdim=True)
         else:
-            index = logits.argmax(-1, keepdim=True)
+            index = logits.max(-1, keepdim=True).indices  # the first maximum, as argmax
         s = _one_hot_into(index, stoch[:, t].view(G, M, S, C)).view(G, M, S * C)
         if saved is not None:
             for key, value in (("in", (a, *stats_in)), ("cell", (p, *stats_c)), ("post", (q, *stats_p)),
-                               ("ln_in", ln_in), ("lp", lp), ("ru", ru), ("cand", cand), ("n", n), ("soft", soft)):
+                               ("ln_in", ln_in), ("lp", lp), ("ru", ru), ("cand", cand), ("n", n), ("soft", soft),
+                               ("x", x), ("y", y)):
                 saved[key].append(value)
         if t + 1 < T:
             p = p_next
@@ -306,7 +329,13 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
 
 
 class _ObserveScan(th.autograd.Function):
-    """The filtering recurrence of G stacked models with a hand-written backward through time."""
+    """The filtering recurrence of G stacked models with a hand-written backward through time.
+
+    The backward runs the steps in reverse, batched over the models: the gradients of each step's
+    pre-activations (through the straight-through sample, softmax, LayerNorms, SiLUs and the GRU
+    gates), with the weight gradients accumulated step by step or, for W_s and W_pd, in one matmul
+    over all steps. Its values equal autograd through the step-by-step recurrence (a test checks this).
+    """
 
     @staticmethod
     def forward(ctx, h0, s0, other, pe, *args):
@@ -321,33 +350,41 @@ class _ObserveScan(th.autograd.Function):
         h0, s0, deter, stoch, *weights = ctx.saved_tensors
         W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
         S, C, unimix, _ = ctx.cfg
-        saved = ctx.saved
+        saved, ctx.saved = ctx.saved, None
         G, T, M, D = deter.shape
         H, SC = W_s.shape[-1], S * C
         D2, D3 = 2 * D, 3 * D
-        W_sT, W_xT, W_hT, W_pdT, W_poT = (w.transpose(1, 2) for w in (W_s, W_x, W_h, W_pd, W_po))
+        tr = lambda v: v.transpose(-2, -1)  # noqa: E731
+        W_sT, W_xT, W_hT, W_pdT, W_poT = (tr(w) for w in (W_s, W_x, W_h, W_pd, W_po))
         new = deter.new_empty
         # Gradients of the pre-activations of every step: the input layer (d_a), the GRU Linear (d_p),
-        # the posterior's first layer (d_q) and the posterior logits (d_l).
-        d_a, d_p, d_q, d_l = [None] * T, [None] * T, [None] * T, new((G, T, M, SC))
+        # the posterior's first layer (d_q) and the posterior logits (gl). d_a and d_q are also the
+        # gradients of the inputs `other` and `pe`.
+        d_a, d_q = [None] * T, [None] * T
+        d_p_next = None  # d_p of step t + 1
         acc = [deter.new_zeros((G, M, n)) for n in (H, H, D3, D3, H, H)]  # LayerNorm weight / bias grads
+        gW_x, gW_h, gW_po = th.zeros_like(W_x), th.zeros_like(W_h), th.zeros_like(W_po)
+        gb_po = deter.new_zeros((G, M, SC))  # summed over rows at the end
         gates = new((G, M, D2))  # gradients of the reset / update gates (after the sigmoid)
         gn = new((G, M, D3))  # gradient of the cell's LayerNorm output
         carry = None  # gradient reaching h_t directly through step t + 1's interpolation
         for t in range(T - 1, -1, -1):
+            # Step t's saved values, released as they are used (the memory is reused for the next steps).
+            soft, lp, post_norm, ru, cand, n, cell_norm, ln_in, in_norm, x, y = (
+                saved[k].pop() for k in ("soft", "lp", "post", "ru", "cand", "n", "cell", "ln_in", "in", "x", "y"))
             # Posterior of step t: straight-through sample -> unimix -> softmax -> logits.
             g_s = g_stoch[:, t] if t == T - 1 else th.baddbmm(g_stoch[:, t], d_a[t + 1], W_sT)
-            soft = saved["soft"][t]
             g_soft = th._softmax_backward_data(g_s.view(G, M, S, C), soft, -1, soft.dtype).view(G, M, SC)
-            gl = th.add(g_post[:, t], g_soft, alpha=1.0 - unimix, out=d_l[:, t])
-            glp = th.ops.aten.silu_backward(th.bmm(gl, W_poT), saved["lp"][t])
-            d_q[t] = _norm_backward(glp, g_p, *saved["post"][t], acc[4], acc[5])
+            gl = th.add(g_post[:, t], g_soft, alpha=1.0 - unimix)
+            gW_po.baddbmm_(tr(y), gl)
+            gb_po.add_(gl)
+            glp = th.ops.aten.silu_backward(th.bmm(gl, W_poT), lp)
+            d_q[t] = _norm_backward(glp, g_p, *post_norm, acc[4], acc[5])
             # h_t: its output, the posterior, the next step's GRU Linear and its interpolation.
             g_h = th.baddbmm(g_deter[:, t] if carry is None else g_deter[:, t] + carry, d_q[t], W_pdT)
-            if t + 1 < T:
-                g_h.baddbmm_(d_p[t + 1], W_hT)
+            if d_p_next is not None:
+                g_h.baddbmm_(d_p_next, W_hT)
             h_prev = h0 if t == 0 else deter[:, t - 1]
-            ru, cand, n = saved["ru"][t], saved["cand"][t], saved["n"][t]
             th.mul(g_h, cand - h_prev, out=gates[..., D:])  # d update
             g_cand = g_h * ru[..., D:]
             carry = g_h - g_cand  # (1 - update) * g_h
@@ -355,25 +392,21 @@ class _ObserveScan(th.autograd.Function):
             th.mul(g_arg, n[..., D2:], out=gates[..., :D])  # d reset
             th.mul(g_arg, ru[..., :D], out=gn[..., D2:])
             th.ops.aten.sigmoid_backward.grad_input(gates, ru, grad_input=gn[..., :D2])
-            d_p[t] = _norm_backward(gn, g_c, *saved["cell"][t], acc[2], acc[3])
-            gln = th.ops.aten.silu_backward(th.bmm(d_p[t], W_xT), saved["ln_in"][t])
-            d_a[t] = _norm_backward(gln, g_in, *saved["in"][t], acc[0], acc[1])
+            d_p = _norm_backward(gn, g_c, *cell_norm, acc[2], acc[3])
+            gW_x.baddbmm_(tr(x), d_p)
+            gW_h.baddbmm_(tr(h_prev), d_p)
+            gln = th.ops.aten.silu_backward(th.bmm(d_p, W_xT), ln_in)
+            d_a[t] = _norm_backward(gln, g_in, *in_norm, acc[0], acc[1])
+            d_p_next = d_p
         g_s0 = th.bmm(d_a[0], W_sT)
-        g_h0 = th.baddbmm(carry, d_p[0], W_hT)
-        x, y = saved["x"], saved["y"]
-        ctx.saved = saved = None
-        d_a, d_p, d_q = th.stack(d_a, 1), th.stack(d_p, 1), th.stack(d_q, 1)  # [G, T, M, .]
+        g_h0 = th.baddbmm(carry, d_p_next, W_hT)
+        d_a, d_q = th.stack(d_a, 1), th.stack(d_q, 1)  # [G, T, M, H]
 
-        # Weight gradients over all steps at once.
-        rows = lambda v: v.reshape(G, -1, v.shape[-1])  # [G, T', M, n] -> [G, T' * M, n]  # noqa: E731
-        tr = lambda v: v.transpose(1, 2)  # noqa: E731
+        # The weight gradients of W_s and W_pd over all steps at once.
+        rows = lambda v: v.reshape(G, v.shape[1] * M, v.shape[-1])  # [G, T', M, n] -> [G, T' * M, n]  # noqa: E731
         gW_s = th.baddbmm(th.bmm(tr(s0), d_a[:, 0]), tr(rows(stoch[:, :T - 1])), rows(d_a[:, 1:]))
-        gW_x = th.bmm(tr(rows(x)), rows(d_p))
-        gW_h = th.baddbmm(th.bmm(tr(h0), d_p[:, 0]), tr(rows(deter[:, :T - 1])), rows(d_p[:, 1:]))
         gW_pd = th.bmm(tr(rows(deter)), rows(d_q))
-        gW_po = th.bmm(tr(rows(y)), rows(d_l))
-        gb_po = d_l.sum((1, 2)).unsqueeze(1)
-        return (g_h0, g_s0, d_a, d_q, gW_s, gW_x, gW_h, gW_pd, gW_po, gb_po,
+        return (g_h0, g_s0, d_a, d_q, gW_s, gW_x, gW_h, gW_pd, gW_po, gb_po.sum(1, keepdim=True),
                 *(a.sum(1, keepdim=True) for a in acc), None, None)
 
 
@@ -410,13 +443,15 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     return outs
 
 
-def observe_many(models, obs: th.Tensor, actions: th.Tensor, roles_list, sample: bool = True):
+def observe_many(models, obs: th.Tensor, actions: th.Tensor, roles_list, sample: bool = True,
+                 obs_symlog: th.Tensor | None = None):
     """RSSM.observe for several models of the same sizes on the same obs / actions, in one fused loop.
 
     roles_list: one roles tensor [T, M, R] (or None) per model. Returns one output dict per model,
     the same as each model's observe (sampling draws model by model, as calling them in turn would).
+    obs_symlog: symlog(obs), if the caller has it already.
     """
-    return _observe_many(models, symlog(obs), actions, roles_list, sample)
+    return _observe_many(models, symlog(obs) if obs_symlog is None else obs_symlog, actions, roles_list, sample)
 
 
 def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
@@ -431,7 +466,7 @@ def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
     results = []
     for model, out, roles in zip(models, outs, roles_list):
         pred = model.decode(out["deter"], out["stoch"], roles)  # [T, M, O]
-        recon = (pred - target).pow(2).sum(-1)  # [T, M]
+        recon = F.mse_loss(pred, target, reduction="none").sum(-1)  # sum_O (pred - target)^2 [T, M]
         dyn, rep = kl_losses(out["post"], out["prior"], model.free_bits, model.unimix)  # [T, M] each
         total = recon + model.dyn_scale * dyn + model.rep_scale * rep
         results.append({"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)})
@@ -469,15 +504,17 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
         priors = actions.new_empty((G, K, M, S * C))
         eps_in, eps_c, eps_1 = first.in_norm.eps, first.cell.norm.eps, norm1[0].eps
         h, s = stack(list(deter)), stack(list(stoch))
+        index = None
         for j in range(K):
-            x = F.silu(_norm_affine(th.baddbmm(other[:, j], s, W_s), g_in, b_in, eps_in)[0])
+            a = th.baddbmm(other[:, j], s, W_s) if index is None else _one_hot_matmul(index, W_s, other[:, j])
+            x = F.silu(_norm_affine(a, g_in, b_in, eps_in)[0])
             n = _norm_affine(th.baddbmm(th.bmm(h, W_h), x, W_x), g_c, b_c, eps_c)[0]
             ru = th.sigmoid(n[..., :2 * D])
             cand = th.tanh(ru[..., :D] * n[..., 2 * D:])
             h = th.lerp(h, cand, ru[..., D:], out=deters[:, j])
             hidden = F.silu(_norm_affine(th.baddbmm(b1, h, W1), g1, be1, eps_1)[0])
             logits = th.baddbmm(b2, hidden, W2, out=priors[:, j]).view(G, M, S, C)
-            s = _one_hot_into(logits.argmax(-1, keepdim=True), stochs[:, j].view(G, M, S, C))
-            s = s.view(G, M, S * C)
+            index = logits.max(-1, keepdim=True).indices
+            _one_hot_into(index, stochs[:, j].view(G, M, S, C))
         return [{"deter": d, "stoch": st, "prior": p.unflatten(-1, (S, C))}
                 for d, st, p in zip(deters.unbind(0), stochs.unbind(0), priors.unbind(0))]
