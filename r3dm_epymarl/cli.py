@@ -1,7 +1,9 @@
-"""`r3dm-epymarl`: run (launcher), install (patch a checkout), configs (list what is offered)."""
+"""`r3dm-epymarl`: run (launcher), install (patch a checkout), configs (list what is offered), and the
+experiment tools: compare (a grid of host runs), report (tables, CSV, curves), roles (role plots)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 
@@ -42,7 +44,20 @@ def _parser() -> argparse.ArgumentParser:
 
     configs = sub.add_parser("configs", help="list the algorithm and env configs the plug-in adds")
     configs.add_argument("--keys", action="store_true", help="also list each algorithm's typed keys")
+
+    # Each experiment tool lives in its own module with `add_arguments(parser)` and `main(args) -> int`;
+    # the modules import nothing heavy at the top, so building the parser stays cheap.
+    for name, module in EXPERIMENT_TOOLS.items():
+        tool = importlib.import_module(module)
+        tool.add_arguments(sub.add_parser(name, help=tool.HELP, description=tool.__doc__))
     return parser
+
+
+EXPERIMENT_TOOLS = {
+    "compare": "r3dm_epymarl.experiments.compare",
+    "report": "r3dm_epymarl.experiments.report",
+    "roles": "r3dm_epymarl.experiments.roles",
+}
 
 
 def _install(args) -> int:
@@ -88,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "install":
             return _install(args)
+        if args.command in EXPERIMENT_TOOLS:
+            return importlib.import_module(EXPERIMENT_TOOLS[args.command]).main(args)
         if args.command == "demo":
             from r3dm_epymarl.experiments.demo import run_demo
 
