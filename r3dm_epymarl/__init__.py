@@ -13,9 +13,17 @@ def register(host=None):
     Idempotent. `host` is "epymarl", "pymarlzooplus" or None (detect). This is the
     `epymarl.plugins` entry point the patched EPyMARL `main.py` calls.
     """
+    import os
+
     from r3dm_epymarl.registry import register as _register
 
-    return str(_register(host))
+    config_dir = str(_register(host))
+    if os.environ.get("MONGO_URL"):
+        # `python src/main.py` in a patched checkout: $MONGO_URL adds the Mongo observer there too.
+        from r3dm_epymarl.experiments import observers
+
+        observers.install(os.environ["MONGO_URL"])
+    return config_dir
 
 
 def config_dir():

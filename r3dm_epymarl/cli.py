@@ -27,8 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", choices=["epymarl", "pymarlzooplus"],
                      help="force a host (default: EPyMARL when a checkout is given, else PyMARLzoo+)")
     run.add_argument("--base-dir", metavar="DIR",
-                     help="PyMARLzoo+ only: results/ is created inside DIR (default: the current directory)")
-    run.add_argument("host_args", nargs=argparse.REMAINDER, help="--config=ALG --env-config=ENV with k=v ...")
+                     help="results/ (Sacred runs, models) is created inside DIR (default: PyMARLzoo+ the current "
+                          "directory, EPyMARL the checkout)")
+    run.add_argument("host_args", nargs=argparse.REMAINDER,
+                     help="--config=ALG --env-config=ENV with k=v ... (mongo_url=mongodb://HOST:PORT/DB, or "
+                          "$MONGO_URL, adds a MongoDB observer beside file storage)")
 
     install = sub.add_parser("install", help="patch an EPyMARL checkout to load plug-ins")
     install.add_argument("path", help="the checkout (the folder holding src/main.py)")

@@ -99,9 +99,11 @@ def preflight(config: dict) -> None:
 
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
            base_dir: str | None = None) -> None:
-    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.experiments import observers
+    from r3dm_epymarl.hosts import EPYMARL, get_host
     from r3dm_epymarl.registry import register
 
+    argv, mongo_url = observers.pop_mongo_url(argv)
     host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
     if found["--env-config"].stem == "sc2v2":
@@ -116,4 +118,6 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
               + " ".join(f"{k}={v}" for k, v in preset.items()), file=sys.stderr)
     preflight(config)
     register(host)
+    # After every config check (bad input fails before waiting on a server), before the host starts.
+    observers.install(mongo_url, file_base=base_dir if host.name == EPYMARL else None)
     host.run(host_argv, base_dir=base_dir)

@@ -75,14 +75,20 @@ class EPyMARLHost(Host):
         return self.src / "config"
 
     def run(self, argv, base_dir=None):
-        # EPyMARL's own main.py, unchanged: it reads sys.argv and writes results/ in the checkout.
+        # EPyMARL's own main.py, unchanged: it reads sys.argv and writes Sacred runs to the checkout's
+        # results/ (the launcher's observer hook moves them under base_dir) and models to
+        # `local_results_path` relative to the working directory (base_dir while it runs).
         main_py = self.src / "main.py"
-        old_argv = sys.argv
+        old_argv, old_cwd = sys.argv, os.getcwd()
         sys.argv = [str(main_py), *argv]
         try:
+            if base_dir:
+                os.makedirs(base_dir, exist_ok=True)
+                os.chdir(base_dir)
             runpy.run_path(str(main_py), run_name="__main__")
         finally:
             sys.argv = old_argv
+            os.chdir(old_cwd)
 
 
 # --- patches for a checkout -------------------------------------------------------------------------

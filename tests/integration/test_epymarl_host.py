@@ -84,3 +84,29 @@ def test_sc2v2_without_starcraft_stops_with_one_line(checkout, tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "smacv2" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_mongo_and_base_dir_through_the_launcher(checkout, mongo_server, tmp_path):
+    import pymongo
+
+    proc = cli("run", "--epymarl", str(checkout), "--base-dir", str(tmp_path / "out"), "--config=r3dm_qmix",
+               "--env-config=gymma", "with", *SHORT_RUN, "seed=3", f"mongo_url={mongo_server}/epymarl_host")
+    run_ok(proc)
+    assert len(_loss_values(tmp_path / "out" / "results", "r3dm_qmix")) >= 3
+    assert not (checkout / "results" / "sacred").exists(), "--base-dir moves the Sacred runs"
+    (run,) = list(pymongo.MongoClient(mongo_server)["epymarl_host"].runs.find())
+    assert run["status"] == "COMPLETED" and run["config"]["name"] == "r3dm_qmix"
+
+
+def test_patched_main_logs_to_mongo_from_the_env_var(checkout, mongo_server):
+    import pymongo
+
+    run_ok(cli("install", str(checkout)))
+    proc = subprocess.run([sys.executable, "src/main.py", "--config=r3dm_qmix", "--env-config=gymma", "with",
+                           *SHORT_RUN, "seed=3"], cwd=checkout, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MONGO_URL": f"{mongo_server}/patched_main"})
+    run_ok(proc)
+    (run,) = list(pymongo.MongoClient(mongo_server)["patched_main"].runs.find())
+    assert run["status"] == "COMPLETED"
+    names = {m["name"] for m in pymongo.MongoClient(mongo_server)["patched_main"].metrics.find()}
+    assert {"test_return_mean", "loss"} <= names, names
