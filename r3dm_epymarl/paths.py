@@ -19,3 +19,8 @@ def config_dir() -> Path:
 
 def patches_dir() -> Path:
     return _shipped("patches")
+
+
+def paper_results() -> Path:
+    """The published SMAC/SMACv2 (StarCraft II) test win rates: map, algorithm, horizon, final rate."""
+    return _PKG / "data" / "paper_results.csv"

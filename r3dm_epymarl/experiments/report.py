@@ -1,12 +1,366 @@
-"""r3dm-epymarl report (being written)."""
+"""Tables, a CSV and learning curves from Sacred runs (file storage folders or a MongoDB database).
+
+One table per map, one row per algorithm (the run's `name`), over the seeds found:
+- final: the test metric averaged over the last 5% of training steps (the papers' protocol), per seed,
+  then mean and 95% confidence interval (Student t) across seeds;
+- AUC: the area under the test curve divided by its length in steps (the metric's average over
+  training, in the metric's units), mean and 95% CI across seeds;
+- steps to threshold: the first step a seed's test metric reaches the threshold, averaged over the
+  seeds that reach it, with how many did.
+With `--paper`, the published StarCraft II numbers (SMAC/SMACv2, not SMAX) are shown beside them and
+drawn as dashed lines on the curves.
+"""
 from __future__ import annotations
 
-HELP = "report (being written)"
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HELP = "tables per map, a CSV and learning-curve PNGs from Sacred runs (folders or MongoDB)"
+WIN_RATE = "test_battle_won_mean"
+RETURN = "test_return_mean"
+LAST_FRACTION = 0.05  # "final" = mean over the last 5% of training steps
 
 
 def add_arguments(parser) -> None:
-    pass
+    parser.add_argument("sources", nargs="*", metavar="DIR",
+                        help="folders searched for Sacred runs (run.json + config.json + metrics.json), "
+                             "e.g. a compare --out folder or results/sacred")
+    parser.add_argument("--mongo", metavar="URL", help="also read the runs in this MongoDB (mongodb://HOST:PORT/DB)")
+    parser.add_argument("--metric", default="auto",
+                        help=f"the test metric (default: {WIN_RATE} where runs log it, else {RETURN})")
+    parser.add_argument("--threshold", type=float,
+                        help="for steps-to-threshold (default: 0.5 for a win rate, none otherwise)")
+    parser.add_argument("--status", default="COMPLETED",
+                        help="comma-separated run statuses to include, or 'any' (default: COMPLETED)")
+    parser.add_argument("--out", metavar="DIR", default="report",
+                        help="where report.csv and curves_<map>.png go (default: ./report)")
+    parser.add_argument("--paper", nargs="?", const="builtin", metavar="CSV",
+                        help="overlay the published StarCraft II results (the built-in table, or a CSV "
+                             "with map,algorithm,final_test_win_rate columns)")
+
+
+# --- runs ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One Sacred run, reduced to what a report needs."""
+
+    source: str
+    algorithm: str
+    map: str
+    seed: int
+    status: str
+    t_max: int | None
+    series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # name -> (steps, values)
+
+
+def _map_of(config: dict) -> str:
+    env_args = config.get("env_args") or {}
+    name = env_args.get("map_name") or env_args.get("key") or config.get("env", "?")
+    return str(name).split(":")[-1]  # gymnasium ids: drop the "package:" prefix
+
+
+def _run_from(source: str, config: dict, status: str, series: dict) -> Run:
+    return Run(source=source, algorithm=str(config.get("name", "?")), map=_map_of(config),
+               seed=int(config.get("seed", 0)), status=status,
+               t_max=int(config["t_max"]) if config.get("t_max") else None, series=series)
+
+
+def load_file_runs(root: Path) -> list[Run]:
+    """Every Sacred FileStorage run under `root` (any depth)."""
+    runs = []
+    for run_json in sorted(Path(root).rglob("run.json")):
+        folder = run_json.parent
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            continue
+        status = json.loads(run_json.read_text()).get("status", "?")
+        config = json.loads(config_path.read_text())
+        series = {}
+        metrics_path = folder / "metrics.json"
+        if metrics_path.is_file():
+            for name, m in json.loads(metrics_path.read_text()).items():
+                series[name] = (list(m["steps"]), list(m["values"]))
+        else:  # older hosts keep the curves only in info.json as `key` / `key_T`
+            info_path = folder / "info.json"
+            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+            series = {k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}
+        runs.append(_run_from(str(folder), config, status, series))
+    return runs
+
+
+def load_mongo_runs(url: str) -> list[Run]:
+    """Every run in the database named by `url` (default database `sacred`), metrics included."""
+    import pymongo
+    from pymongo.uri_parser import parse_uri
+
+    from r3dm_epymarl.errors import UserError
+
+    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
+    try:
+        client.admin.command("ping")
+    except pymongo.errors.PyMongoError as exc:
+        raise UserError(f"--mongo {url}: MongoDB is unreachable ({type(exc).__name__}); check the URL "
+                        "or report from the file storage folders instead") from exc
+    db = client[parse_uri(url).get("database") or "sacred"]
+    runs = []
+    for entry in db.runs.find({}, {"config": 1, "status": 1}):
+        series = {m["name"]: (m["steps"], m["values"]) for m in db.metrics.find({"run_id": entry["_id"]})}
+        runs.append(_run_from(f"mongo:{entry['_id']}", _unflatten(entry.get("config", {})),
+                              entry.get("status", "?"), series))
+    client.close()
+    return runs
+
+
+def _unflatten(config: dict) -> dict:
+    """Sacred's MongoObserver stores dotted keys as nested dicts already; keep both forms working."""
+    out: dict = {}
+    for key, value in config.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+# --- statistics ----------------------------------------------------------------------------------------
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (nan for fewer than two values)."""
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def final_value(steps: list[float], values: list[float], horizon: float | None) -> float:
+    """Mean of the values logged in the last 5% of the horizon (t_max, else the last step)."""
+    end = horizon if horizon else steps[-1]
+    window = [v for s, v in zip(steps, values) if s >= (1 - LAST_FRACTION) * end]
+    return sum(window) / len(window) if window else values[-1]
+
+
+def area_under_curve(steps: list[float], values: list[float]) -> float:
+    """Trapezoid area divided by the steps covered: the curve's average height."""
+    if len(steps) < 2 or steps[-1] == steps[0]:
+        return values[-1]
+    area = sum((steps[i + 1] - steps[i]) * (values[i] + values[i + 1]) / 2 for i in range(len(steps) - 1))
+    return area / (steps[-1] - steps[0])
+
+
+def steps_to(steps: list[float], values: list[float], threshold: float) -> float | None:
+    return next((s for s, v in zip(steps, values) if v >= threshold), None)
+
+
+@dataclass
+class Row:
+    map: str
+    algorithm: str
+    metric: str
+    seeds: list[int]
+    final: tuple[float, float]
+    auc: tuple[float, float]
+    threshold: float | None
+    steps_to_threshold: float | None  # mean over the seeds that reached it
+    reached: int
+    paper: float | None = None
+
+
+def pick_metric(runs: list[Run], wanted: str) -> str:
+    if wanted != "auto":
+        return wanted
+    return WIN_RATE if any(WIN_RATE in r.series for r in runs) else RETURN
+
+
+def aggregate(runs: list[Run], metric: str = "auto", threshold: float | None = None) -> list[Row]:
+    """One row per (map, algorithm); the metric is chosen per map when `auto`."""
+    rows = []
+    for map_name in sorted({r.map for r in runs}):
+        on_map = [r for r in runs if r.map == map_name]
+        name = pick_metric(on_map, metric)
+        limit = threshold if threshold is not None else (0.5 if name == WIN_RATE else None)
+        for algorithm in sorted({r.algorithm for r in on_map}):
+            seeds = [r for r in on_map if r.algorithm == algorithm and r.series.get(name, ([], []))[0]]
+            if not seeds:
+                continue
+            curves = [r.series[name] for r in seeds]
+            hits = [steps_to(s, v, limit) for s, v in curves] if limit is not None else []
+            hits = [h for h in hits if h is not None]
+            rows.append(Row(
+                map=map_name, algorithm=algorithm, metric=name, seeds=sorted(r.seed for r in seeds),
+                final=mean_ci([final_value(s, v, r.t_max) for r, (s, v) in zip(seeds, curves)]),
+                auc=mean_ci([area_under_curve(s, v) for s, v in curves]),
+                threshold=limit, steps_to_threshold=sum(hits) / len(hits) if hits else None,
+                reached=len(hits)))
+    return rows
+
+
+# --- published numbers ---------------------------------------------------------------------------------
+
+def load_paper(path: str | None) -> dict[tuple[str, str], float]:
+    """(map, algorithm), both lower-case -> published final test win rate on StarCraft II."""
+    from r3dm_epymarl.paths import paper_results
+
+    if not path:
+        return {}
+    csv_path = paper_results() if path == "builtin" else Path(path)
+    with open(csv_path, newline="") as f:
+        return {(r["map"].lower(), r["algorithm"].lower()): float(r["final_test_win_rate"])
+                for r in csv.DictReader(f)}
+
+
+# --- output --------------------------------------------------------------------------------------------
+
+def _fmt(pair: tuple[float, float]) -> str:
+    mean, ci = pair
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.3f}" + ("" if math.isnan(ci) else f" ± {ci:.3f}")
+
+
+def _steps(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 else f"{value:.0f}"
+
+
+def table(rows: list[Row], show_paper: bool) -> str:
+    lines = []
+    for map_name in sorted({r.map for r in rows}):
+        on_map = [r for r in rows if r.map == map_name]
+        head = on_map[0]
+        lines.append(f"\n== {map_name}: {head.metric}, final = mean of the last 5% of steps, "
+                     f"± = 95% CI over seeds")
+        header = ["algorithm", "seeds", "final", "AUC"]
+        if head.threshold is not None:
+            header.append(f"steps to {head.threshold:g}")
+        if show_paper:
+            header.append("paper (StarCraft II)")
+        cells = [header]
+        for r in on_map:
+            row = [r.algorithm, str(len(r.seeds)), _fmt(r.final), _fmt(r.auc)]
+            if head.threshold is not None:
+                row.append(f"{_steps(r.steps_to_threshold)} ({r.reached}/{len(r.seeds)})")
+            if show_paper:
+                row.append("-" if r.paper is None else f"{r.paper:.3f}")
+            cells.append(row)
+        widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines).lstrip("\n")
+
+
+CSV_COLUMNS = ["map", "algorithm", "metric", "seeds", "final_mean", "final_ci95", "auc_mean", "auc_ci95",
+               "threshold", "steps_to_threshold", "seeds_reaching", "paper_sc2_final"]
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow([r.map, r.algorithm, r.metric, " ".join(map(str, r.seeds)), *r.final, *r.auc,
+                             "" if r.threshold is None else r.threshold,
+                             "" if r.steps_to_threshold is None else r.steps_to_threshold, r.reached,
+                             "" if r.paper is None else r.paper])
+
+
+def mean_curve(curves: list[tuple[list[float], list[float]]]):
+    """Seeds resampled on the steps they all cover: grid [G], mean [G], 95% CI half-width [G]."""
+    import numpy as np
+    from scipy import stats
+
+    end = min(s[-1] for s, _ in curves)
+    grid = np.unique(np.concatenate([np.asarray(s, dtype=float) for s, _ in curves]))
+    grid = grid[grid <= end]
+    ys = np.stack([np.interp(grid, s, v) for s, v in curves])  # [seeds, G]
+    n = len(curves)
+    half = (stats.t.ppf(0.975, n - 1) * ys.std(axis=0, ddof=1) / np.sqrt(n)) if n > 1 else np.zeros(len(grid))
+    return grid, ys.mean(axis=0), half
+
+
+def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for map_name in sorted({r.map for r in rows}):
+        on_map = [r for r in rows if r.map == map_name]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, row in enumerate(on_map):
+            colour = f"C{i % 10}"
+            curves = [r.series[row.metric] for r in runs
+                      if r.map == map_name and r.algorithm == row.algorithm and r.seed in row.seeds
+                      and r.series.get(row.metric, ([], []))[0]]
+            grid, mean, half = mean_curve(curves)
+            ax.plot(grid, mean, color=colour, label=f"{row.algorithm} (n={len(curves)})")
+            ax.fill_between(grid, mean - half, mean + half, color=colour, alpha=0.2, linewidth=0)
+            if row.paper is not None:
+                ax.axhline(row.paper, color=colour, linestyle="--", linewidth=1,
+                           label=f"{row.algorithm}, StarCraft II (paper)")
+        ax.set_title(f"{map_name}: mean and 95% CI over seeds")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(on_map[0].metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"curves_{_safe(map_name)}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def build_report(sources: list[str], mongo: str | None = None, metric: str = "auto",
+                 threshold: float | None = None, status: str = "COMPLETED", out: str = "report",
+                 paper: str | None = None) -> tuple[str, list[Path]]:
+    """Load, aggregate, write the CSV and PNGs; return the printed table and the files written."""
+    from r3dm_epymarl.errors import UserError
+
+    runs = [run for src in sources for run in load_file_runs(Path(src))]
+    if mongo:
+        runs += load_mongo_runs(mongo)
+    statuses = None if status == "any" else {s.strip().upper() for s in status.split(",")}
+    kept = [r for r in runs if statuses is None or r.status in statuses]
+    if not kept:
+        where = ", ".join([*sources, *([mongo] if mongo else [])]) or "(nothing given)"
+        raise UserError(f"no Sacred runs with status {status} in {where}: give the folders compare "
+                        "wrote (or results/sacred), --mongo URL, or --status any")
+    rows = aggregate(kept, metric, threshold)
+    if not rows:
+        raise UserError(f"none of the {len(kept)} runs logged the metric '{metric}': pick another with --metric")
+    published = load_paper(paper)
+    for row in rows:
+        row.paper = published.get((row.map.lower(), row.algorithm.lower()))
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out_dir / "report.csv")
+    files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir)]
+    skipped = len(runs) - len(kept)
+    text = table(rows, show_paper=bool(paper))
+    if skipped:
+        text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
+    return text, files
 
 
 def main(args) -> int:
-    raise SystemExit("r3dm-epymarl report: not written yet")
+    text, files = build_report(args.sources, args.mongo, args.metric, args.threshold, args.status, args.out,
+                               args.paper)
+    print(text)
+    print("\nwrote " + ", ".join(str(f) for f in files))
+    return 0

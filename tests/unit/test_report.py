@@ -1,0 +1,143 @@
+"""`r3dm-epymarl report` on synthetic Sacred runs with a known answer, from folders and from MongoDB."""
+import csv
+import math
+
+import pytest
+
+from r3dm_epymarl.experiments import report
+from tests.conftest import cli, run_ok
+
+T_MAX = 1000
+STEPS = list(range(0, T_MAX + 1, 100))
+T_975 = {2: 4.302653, 4: 2.776445}  # Student t quantiles for 2 and 4 degrees of freedom
+
+
+def _ramp(top):  # a straight line from 0 to `top` over training
+    return [top * s / T_MAX for s in STEPS]
+
+
+def _step_at_300():
+    return [0.0 if s < 300 else 1.0 for s in STEPS]
+
+
+SYNTHETIC = [
+    # (algorithm, map, seed, metric, values, fails)
+    *[("qmix", "5m_vs_6m", seed, report.WIN_RATE, _ramp(top), False) for seed, top in ((1, 0.2), (2, 0.4), (3, 0.6))],
+    *[("r3dm", "5m_vs_6m", seed, report.WIN_RATE, _step_at_300(), False) for seed in (1, 2, 3)],
+    ("r3dm", "5m_vs_6m", 4, report.WIN_RATE, _ramp(0.0), True),  # a failed run: left out
+    *[("acorm", "Foraging-8x8-3p-3f-v3", seed, report.RETURN, _ramp(0.1 * seed), False) for seed in range(1, 6)],
+]
+
+
+def _write_runs(file_root, observer=None):
+    """The synthetic runs through real Sacred experiments (file storage, and Mongo if given)."""
+    from sacred import Experiment
+    from sacred.observers import FileStorageObserver
+
+    for algorithm, map_name, seed, metric, values, fails in SYNTHETIC:
+        env_args = {"key": f"lbforaging:{map_name}"} if metric == report.RETURN else {"map_name": map_name}
+        ex = Experiment("synthetic", save_git_info=False)
+        ex.add_config({"name": algorithm, "seed": seed, "t_max": T_MAX, "env_args": env_args})
+        ex.observers.append(FileStorageObserver(str(file_root / algorithm / map_name)))
+        if observer is not None:
+            ex.observers.append(observer())
+
+        def body(_run, metric=metric, values=values, fails=fails):
+            for step, value in zip(STEPS, values):
+                _run.log_scalar(metric, value, step)
+            _run.log_scalar("loss_td", 1.0, 0)
+            if fails:
+                raise RuntimeError("diverged")
+
+        ex.main(body)
+        if fails:
+            with pytest.raises(RuntimeError):
+                ex.run()
+        else:
+            ex.run()
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sacred")
+    _write_runs(root)
+    return root
+
+
+def _by_algorithm(rows):
+    return {r.algorithm: r for r in rows}
+
+
+def test_known_answer_from_file_storage(runs_dir):
+    runs = [r for r in report.load_file_runs(runs_dir) if r.status == "COMPLETED"]
+    assert len(runs) == 11
+    rows = _by_algorithm(report.aggregate(runs))
+
+    qmix = rows["qmix"]  # finals 0.2, 0.4, 0.6 (only step 1000 is in the last 5%)
+    assert qmix.metric == report.WIN_RATE and qmix.seeds == [1, 2, 3]
+    assert qmix.final[0] == pytest.approx(0.4)
+    assert qmix.final[1] == pytest.approx(T_975[2] * 0.2 / math.sqrt(3), rel=1e-5)
+    assert qmix.auc[0] == pytest.approx(0.2)  # a ramp's average is half its top
+    assert qmix.auc[1] == pytest.approx(T_975[2] * 0.1 / math.sqrt(3), rel=1e-5)
+    assert (qmix.threshold, qmix.steps_to_threshold, qmix.reached) == (0.5, 900, 1)  # 0.6 * 900/1000 >= 0.5
+
+    r3dm = rows["r3dm"]  # the failed seed 4 is not counted
+    assert r3dm.seeds == [1, 2, 3] and r3dm.final == (pytest.approx(1.0), pytest.approx(0.0))
+    assert r3dm.auc[0] == pytest.approx(0.75)  # 0.5 * 100 + 1 * 700 over 1000 steps
+    assert (r3dm.steps_to_threshold, r3dm.reached) == (300, 3)
+
+    acorm = rows["acorm"]  # no win rate on LBF: the return, no default threshold
+    assert acorm.map == "Foraging-8x8-3p-3f-v3" and acorm.metric == report.RETURN
+    assert acorm.final[0] == pytest.approx(0.3)
+    assert acorm.final[1] == pytest.approx(T_975[4] * math.sqrt(0.025) / math.sqrt(5), rel=1e-5)
+    assert acorm.threshold is None
+
+
+def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
+    out = tmp_path / "report"
+    proc = cli("report", str(runs_dir), "--out", str(out), "--paper")
+    run_ok(proc)
+    assert "== 5m_vs_6m: test_battle_won_mean" in proc.stdout
+    assert "0.400 ± 0.497" in proc.stdout and "900 (1/3)" in proc.stdout
+    assert "paper (StarCraft II)" in proc.stdout and "0.195" in proc.stdout and "0.689" in proc.stdout
+    assert "1 run(s) with another status left out" in proc.stdout
+    with open(out / "report.csv", newline="") as f:
+        rows = {r["algorithm"]: r for r in csv.DictReader(f)}
+    assert float(rows["qmix"]["final_mean"]) == pytest.approx(0.4) and rows["r3dm"]["seeds"] == "1 2 3"
+    _assert_png(out / "curves_5m_vs_6m.png")
+    _assert_png(out / "curves_Foraging-8x8-3p-3f-v3.png")
+
+
+def test_paper_overlay_matches_map_and_algorithm_case_insensitively(tmp_path):
+    published = report.load_paper("builtin")
+    assert published[("3s5z_vs_3s6z", "r3dm")] == pytest.approx(0.776)
+    assert published[("corridor", "cds")] == pytest.approx(0.650)
+    assert len(published) == 84  # 12 maps x 7 algorithms
+
+
+def test_no_runs_is_one_clear_line(tmp_path):
+    proc = cli("report", str(tmp_path))
+    assert proc.returncode == 2 and "no Sacred runs with status COMPLETED" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
+    from r3dm_epymarl.experiments.observers import mongo_observer
+
+    url = f"{mongo_server}/report_known_answer"
+    _write_runs(tmp_path / "files", observer=lambda: mongo_observer(url))
+    from_mongo = report.aggregate([r for r in report.load_mongo_runs(url) if r.status == "COMPLETED"])
+    from_files = report.aggregate([r for r in report.load_file_runs(tmp_path / "files") if r.status == "COMPLETED"])
+    assert len(from_mongo) == 3
+    for a, b in zip(from_mongo, from_files):
+        assert (a.map, a.algorithm, a.seeds, a.metric) == (b.map, b.algorithm, b.seeds, b.metric)
+        assert a.final == pytest.approx(b.final, nan_ok=True) and a.auc == pytest.approx(b.auc, nan_ok=True)
+
+
+def _assert_png(path):
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] >= 200 and image.shape[1] >= 300
+    assert image[..., :3].std() > 0.01, "not a blank image"
