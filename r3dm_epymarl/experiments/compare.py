@@ -1,12 +1,218 @@
-"""r3dm-epymarl compare (being written)."""
+"""Train a grid of algorithms x maps x seeds, each cell an ordinary host run with Sacred logging, then
+print the report (tables, CSV, curves) for the grid.
+
+Cells run as separate `r3dm-epymarl run` processes, a few at a time (`--jobs`, default: one per core)
+or as tasks on a Ray cluster (`--backend ray`). Cell `OUT/<map>/<algorithm>/seed<k>/` holds the
+cell's Sacred run (results/sacred/...), models and `cell.log`. Running the same command again keeps
+the cells whose Sacred run COMPLETED and runs the rest (failed or unfinished) again.
+
+Example: r3dm-epymarl compare --algorithms qmix cds acorm r3dm --maps 3m 2s3z --seeds 1 2 3 \\
+    --env-config smax --t-max 1000000 --out runs/smax
+"""
 from __future__ import annotations
 
-HELP = "compare (being written)"
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HELP = "train algorithms x maps x seeds (process pool or Ray), then report them side by side"
+
+# The `with` key that picks the scenario, by env config; anything else uses env_args.map_name.
+MAP_KEYS = {"gymma": "env_args.key"}
 
 
 def add_arguments(parser) -> None:
-    pass
+    parser.add_argument("--algorithms", nargs="+", required=True, metavar="ALG",
+                        help="--config names: host ones (qmix, vdn, ...) and the plug-in's (r3dm, acorm, cds, ...)")
+    parser.add_argument("--maps", nargs="+", required=True, metavar="MAP",
+                        help="env_args.map_name values (smax, sc2v2) or env_args.key values (gymma)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], metavar="SEED",
+                        help="(default: 1 2 3)")
+    parser.add_argument("--env-config", default="smax", help="the --env-config of every cell (default: smax)")
+    parser.add_argument("--t-max", type=int, help="env steps per cell (default: the configs' t_max)")
+    parser.add_argument("--with", dest="updates", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more `with` keys for every cell, e.g. test_interval=10000 test_nepisode=32")
+    parser.add_argument("--out", default="compare_runs", metavar="DIR",
+                        help="the grid's folder; the report goes to DIR/report (default: ./compare_runs)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="cells at once with --backend local (default: one per core)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local process pool, or tasks on a Ray cluster (pip install r3dm-epymarl[ray])")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="an existing Ray cluster (default: start a local one); OUT must be on a file "
+                             "system every node sees")
+    parser.add_argument("--host", choices=["epymarl", "pymarlzooplus"], help="force a host (see `run --help`)")
+    parser.add_argument("--epymarl", metavar="PATH", help="an EPyMARL checkout (default: $EPYMARL_PATH)")
+    parser.add_argument("--mongo", metavar="URL", help="also log every cell to MongoDB (else $MONGO_URL if set)")
+    parser.add_argument("--dry-run", action="store_true", help="print the cells' commands, run nothing")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--paper", action="store_true",
+                        help="overlay the published StarCraft II results in the report (see report --help)")
+
+
+@dataclass
+class Cell:
+    algorithm: str
+    map: str
+    seed: int
+    folder: Path
+    argv: list[str] = field(default_factory=list)  # for `python -m r3dm_epymarl`
+
+    @property
+    def label(self) -> str:
+        return f"{self.algorithm} {self.map} seed {self.seed}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def make_cells(args) -> list[Cell]:
+    map_key = MAP_KEYS.get(args.env_config, "env_args.map_name")
+    launcher = [*(["--host", args.host] if args.host else []), *(["--epymarl", args.epymarl] if args.epymarl else [])]
+    cells = []
+    for map_name in args.maps:
+        for algorithm in args.algorithms:
+            for seed in args.seeds:
+                folder = Path(args.out).resolve() / _safe(map_name) / _safe(algorithm) / f"seed{seed}"
+                updates = [f"{map_key}={map_name}", f"seed={seed}", *args.updates,
+                           *([f"t_max={args.t_max}"] if args.t_max else []),
+                           *([f"mongo_url={args.mongo}"] if args.mongo else [])]
+                cells.append(Cell(algorithm, map_name, seed, folder,
+                                  ["run", *launcher, "--base-dir", str(folder), f"--config={algorithm}",
+                                   f"--env-config={args.env_config}", "with", *updates]))
+    return cells
+
+
+def finished(cell: Cell) -> bool:
+    """A Sacred run of this cell completed (a failed or killed one does not count)."""
+    for run_json in cell.folder.glob("results/sacred/*/*/*/run.json"):
+        try:
+            if json.loads(run_json.read_text()).get("status") == "COMPLETED":
+                return True
+        except (OSError, ValueError):  # a run killed while writing run.json
+            continue
+    return False
+
+
+def check_names(args) -> None:
+    """Unknown algorithm or env config names fail here, before any cell starts."""
+    from r3dm_epymarl.errors import UserError
+    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.launcher import available, find_config
+
+    host = get_host(args.host, args.epymarl)
+    for name in args.algorithms:
+        if find_config(host, "algs", name) is None:
+            raise UserError(f"--algorithms: unknown config '{name}': choose from {', '.join(available(host, 'algs'))}")
+    if find_config(host, "envs", args.env_config) is None:
+        raise UserError(f"--env-config: unknown config '{args.env_config}': choose from "
+                        f"{', '.join(available(host, 'envs'))}")
+    if args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+
+
+def cell_env(threads: int) -> dict:
+    """What a cell's process adds to its node's environment: cells share a machine, so each gets a
+    share of the cores instead of every one starting a thread per core."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+
+
+def run_cell(argv: list[str], folder: str, env_updates: dict) -> tuple[int, float, str]:
+    """One cell as its own process (also the body of a Ray task, so it reads the environment of the
+    node it runs on): exit code, seconds, last error line."""
+    env = {**os.environ, **env_updates}
+    os.makedirs(folder, exist_ok=True)
+    start = time.time()
+    log_path = os.path.join(folder, "cell.log")
+    with open(log_path, "a") as log:
+        log.write(f"\n$ python -m r3dm_epymarl {' '.join(argv)}\n")
+        log.flush()
+        code = subprocess.call([sys.executable, "-m", "r3dm_epymarl", *argv], cwd=folder, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return code, time.time() - start, _last_error(log_path) if code else ""
+
+
+def _last_error(log_path: str) -> str:
+    with open(log_path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    for line in reversed(lines):
+        if "error" in line.lower() or "Error" in line:
+            return line[:200]
+    return lines[-1][:200] if lines else ""
+
+
+def _run_local(cells: list[Cell], jobs: int, on_done) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    env = cell_env(max(1, (os.cpu_count() or 1) // jobs))
+    # Threads only wait on the cells' processes; each cell is a separate Python process.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(run_cell, c.argv, str(c.folder), env): c for c in cells}
+        for future in as_completed(futures):
+            on_done(futures[future], *future.result())
+
+
+def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        from r3dm_epymarl.errors import UserError
+
+        raise UserError("--backend ray needs Ray: pip install 'r3dm-epymarl[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    task = ray.remote(num_cpus=1)(run_cell)  # one core per cell, as Ray schedules it
+    env = cell_env(1)
+    pending = {task.remote(c.argv, str(c.folder), env): c for c in cells}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            on_done(pending.pop(ref), *ray.get(ref))
 
 
 def main(args) -> int:
-    raise SystemExit("r3dm-epymarl compare: not written yet")
+    check_names(args)
+    cells = make_cells(args)
+    if args.dry_run:
+        for cell in cells:
+            print(f"cd {cell.folder} && python -m r3dm_epymarl {' '.join(cell.argv)}")
+        return 0
+    todo = [c for c in cells if not finished(c)]
+    kept = len(cells) - len(todo)
+    print(f"compare: {len(cells)} cells in {Path(args.out).resolve()}"
+          + (f", {kept} finished before (kept)" if kept else "")
+          + (f"; running {len(todo)} on {args.backend}" + (f" x{args.jobs}" if args.backend == "local" else "")
+             if todo else ""), flush=True)
+    failures = []
+    count = [0]
+
+    def on_done(cell: Cell, code: int, seconds: float, error: str) -> None:
+        count[0] += 1
+        ok = code == 0 and finished(cell)
+        status = "done" if ok else f"FAILED (exit {code})"
+        print(f"[{count[0]}/{len(todo)}] {status:16s} {cell.label}  {seconds:.0f} s"
+              + ("" if ok else f"  {error}  log: {cell.folder / 'cell.log'}"), flush=True)
+        if not ok:
+            failures.append(cell)
+
+    if todo:
+        if args.backend == "ray":
+            _run_ray(todo, args.ray_address, args.jobs, on_done)
+        else:
+            _run_local(todo, min(args.jobs, len(todo)), on_done)
+    if failures:
+        print(f"compare: {len(failures)} of {len(cells)} cells failed: "
+              + "; ".join(c.label for c in failures) + ". Fix and run the same command again: finished cells are kept.")
+    if not args.no_report and len(failures) < len(cells):
+        from r3dm_epymarl.experiments.report import build_report
+
+        text, files = build_report([args.out], out=str(Path(args.out) / "report"),
+                                   paper="builtin" if args.paper else None)
+        print("\n" + text + "\n\nwrote " + ", ".join(str(f) for f in files))
+    return 1 if failures else 0

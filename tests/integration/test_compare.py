@@ -1,0 +1,69 @@
+"""`r3dm-epymarl compare`: a real grid of host runs (PyMARLzoo+ on LBF), local pool and local Ray."""
+import csv
+
+import pytest
+
+from tests.conftest import LBF_KEY, cli, run_ok
+
+TINY = ["env_args.time_limit=25", "t_max=300", "batch_size=4", "buffer_size=32", "test_interval=150",
+        "test_nepisode=2", "log_interval=150", "runner_log_interval=150", "learner_log_interval=150"]
+
+
+def _compare(out, *args):
+    return cli("compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), *args,
+               "--with", *TINY, timeout=900)
+
+
+def _sacred_runs(out):
+    return sorted(out.glob("*/*/seed*/results/sacred/*/*/*/run.json"))
+
+
+def test_two_algorithms_two_seeds_then_resume(zoo_available, tmp_path):
+    out = tmp_path / "grid"
+    proc = _compare(out, "--algorithms", "r3dm_qmix", "acorm", "--seeds", "1", "2", "--maps", LBF_KEY, "--jobs", "2")
+    run_ok(proc)
+    assert "running 4 on local x2" in proc.stdout
+    assert proc.stdout.count(" done ") == 4 and "FAILED" not in proc.stdout
+    # The table: one row per algorithm, two seeds each, on the LBF map (metric: the test return).
+    assert "== Foraging-8x8-3p-3f-v3: test_return_mean" in proc.stdout
+    table = [line.split() for line in proc.stdout.splitlines() if line.startswith(("acorm ", "r3dm_qmix "))]
+    assert sorted(row[0] for row in table) == ["acorm", "r3dm_qmix"] and all(row[1] == "2" for row in table)
+    with open(out / "report" / "report.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["algorithm"], r["seeds"]) for r in rows} == {("acorm", "1 2"), ("r3dm_qmix", "1 2")}
+    import matplotlib.image
+
+    png = out / "report" / "curves_Foraging-8x8-3p-3f-v3.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(png).shape[2] in (3, 4)
+    assert len(_sacred_runs(out)) == 4
+
+    again = _compare(out, "--algorithms", "r3dm_qmix", "acorm", "--seeds", "1", "2", "--maps", LBF_KEY)
+    run_ok(again)
+    assert "4 finished before (kept)" in again.stdout and "[1/" not in again.stdout
+    assert len(_sacred_runs(out)) == 4, "no finished cell is trained again"
+
+
+def test_ray_backend_reports_a_failed_cell_and_retries_only_it(zoo_available, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "grid"
+    args = ["--backend", "ray", "--jobs", "2", "--algorithms", "r3dm_qmix", "--seeds", "3",
+            "--maps", LBF_KEY, "lbforaging:No-Such-Env-v0"]
+    proc = _compare(out, *args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 of 2 cells failed: r3dm_qmix lbforaging:No-Such-Env-v0 seed 3" in proc.stdout
+    assert "log: " in proc.stdout
+    failed_log = out / "lbforaging_No-Such-Env-v0" / "r3dm_qmix" / "seed3" / "cell.log"
+    assert "No-Such-Env" in failed_log.read_text()
+    assert "r3dm_qmix  1" in proc.stdout  # the report still covers the cell that finished
+
+    again = _compare(out, *args)
+    assert again.returncode == 1
+    assert "1 finished before (kept); running 1 on ray" in again.stdout
+    good = out / "lbforaging_Foraging-8x8-3p-3f-v3" / "r3dm_qmix" / "seed3"
+    assert len(list(good.glob("results/sacred/*/*/*/run.json"))) == 1, "the finished cell is not run again"
+
+
+def test_unknown_algorithm_fails_before_any_cell_starts(zoo_available, tmp_path):
+    proc = _compare(tmp_path / "grid", "--algorithms", "qmix", "r3dn", "--maps", LBF_KEY)
+    assert proc.returncode == 2 and "unknown config 'r3dn'" in proc.stderr and "r3dm" in proc.stderr
+    assert not (tmp_path / "grid").exists()
