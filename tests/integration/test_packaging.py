@@ -18,6 +18,7 @@ def test_wheel_ships_configs_and_patches_and_installs(tmp_path):
         assert f"r3dm_epymarl/config_overrides/{yaml_file.parent.name}/{yaml_file.name}" in names
     for patch in (REPO / "patches").glob("*.patch"):
         assert f"r3dm_epymarl/patches/{patch.name}" in names
+    assert "r3dm_epymarl/data/paper_results.csv" in names  # report --paper
 
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -29,4 +30,8 @@ def test_wheel_ships_configs_and_patches_and_installs(tmp_path):
     script = target / "bin" / "r3dm-epymarl"
     help_text = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, env=env,
                                capture_output=True, text=True, check=True).stdout
-    assert "install" in help_text and "run" in help_text
+    assert all(command in help_text for command in ("install", "run", "compare", "report", "roles"))
+    published = subprocess.run([sys.executable, "-c", "from r3dm_epymarl.experiments.report import load_paper; "
+                                "print(len(load_paper('builtin')))"], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    assert published == "84"
