@@ -6,6 +6,10 @@ from r3dm_epymarl.roles.encoders import RoleNetwork
 
 
 class RoleMAC(RecurrentMAC):
+    # Off by default (one attribute read per step when off). `r3dm-epymarl roles` sets an object here
+    # whose `record(t, e, z)` gets each acting step's embeddings e [bs, N, E] and roles z [bs, N, R].
+    role_recorder = None
+
     def build_networks(self, args):
         self.roles = RoleNetwork(self.trajectory_input_dim, args.traj_embed_dim, args.role_embed_dim)
         self.role_hidden = None
@@ -19,9 +23,11 @@ class RoleMAC(RecurrentMAC):
 
     def forward(self, ep_batch, t, test_mode=False):
         x = self.step_inputs(ep_batch, t)
-        _, z, self.role_hidden = self.roles.step(x, self.role_hidden)
+        e, z, self.role_hidden = self.roles.step(x, self.role_hidden)
         q, self.hidden_states = self.agent(th.cat([x, z], dim=-1), self.hidden_states)
         self.last_roles = z.detach().view(ep_batch.batch_size, self.n_agents, -1)
+        if self.role_recorder is not None:
+            self.role_recorder.record(t, e.detach().view(ep_batch.batch_size, self.n_agents, -1), self.last_roles)
         return q.view(ep_batch.batch_size, self.n_agents, -1)
 
     def init_hidden(self, batch_size):
