@@ -1,146 +1,542 @@
-"""Time one learner update of host QMIX, CDS, ACORM and R3DM on the same synthetic batch, in one process.
+"""Cost of one learner update of host QMIX, CDS, ACORM and R3DM on the same synthetic batch, in one process.
 
-    python benchmarks/learner_update.py                      # SC2 3s5z_vs_3s6z shapes
-    python benchmarks/learner_update.py --N 27 --obs 285 --state 408 --actions 36   # 27m_vs_30m-like
+    python benchmarks/learner_update.py                    # SMAX 3s5z_vs_3s6z: B=32 T=100 N=8 obs 218 state 204, 14 actions
+    python benchmarks/learner_update.py --preset sc2       # SC2 3s5z_vs_3s6z: B=32 T=75 N=8 obs 136 state 230, 15 actions
+    python benchmarks/learner_update.py --preset sc2 --N 27 --obs 285 --state 1170 --actions 36   # any shape
+    python benchmarks/learner_update.py --scaling          # N = 3, 8, 27 (SC2 3m, 3s5z_vs_3s6z, 27m_vs_30m), T=25
+    python benchmarks/learner_update.py --scaling --T 75   # the same at T=75 (R3DM at N=27 then needs ~6 GB)
+    python benchmarks/learner_update.py --quick            # tiny shapes, 1 repeat (the smoke test)
 
-Every learner is the real class from the host's registry (PyMARLzoo+ by default, or --epymarl PATH),
-fed a host EpisodeBatch filled with random data. Prints the median time per update after warm-up,
-the ratio to QMIX, FLOPs per update (torch.utils.flop_counter) and achieved GFLOP/s, and R3DM's own
-per-part timings. ACORM's and R3DM's contrastive step runs every `contrastive_interval` (100)
-updates: its cost is shown separately and amortised into "per update (amortised)".
+Every learner is the real class from the host's registry (PyMARLzoo+ by default, or --epymarl PATH):
+`qmix` is the host's own QMIX (its qmix.yaml and q_learner); `cds`, `acorm`, `r3dm` are the plug-in's,
+with their YAML defaults (no per-map preset; pre-training off: steady-state updates only). All are
+fed one host EpisodeBatch of random data. After warm-up the algorithms are timed in interleaved
+rounds (the order rotates every round), so a burst of load on a shared machine hits all of them;
+an algorithm much cheaper than the slowest runs several updates per round (at most 8).
+Torch runs 1 intra-op thread by default, as PyMARLzoo+ sets for training (`--threads 2` to change):
+on a 2-core machine shared with other jobs, 2 threads made single updates up to 100x slower (the
+threads of one op wait for each other whenever one is descheduled), which made ratios meaningless.
+
+Per algorithm it prints:
+* update ms: median (and min-max) of the timed updates; `x QMIX`: the amortised time over QMIX's
+  (the ratio of medians).
+* contrast. ms: ACORM's / R3DM's contrastive role step, which runs once every `contrastive_interval`
+  (100) updates; timed on its own (median) and amortised into "amortised ms".
+* FLOPs of one update counted with torch.utils.flop_counter.FlopCounterMode (matmuls, convolutions,
+  attention; elementwise ops count 0) and the achieved GFLOP/s = FLOPs / median update time.
+* peak MB: the peak of live CPU memory allocated *during* one update, above what was live when it
+  started. Method: torch.profiler with profile_memory=True records every allocation and free (the
+  allocator's `alloc_size`, negative for frees) as Allocation events in the profiler's event tree;
+  their running sum in time order is the bytes live that were allocated during the update, and its
+  maximum is the peak (it agrees with the allocator's own `total_allocated` counter, and with the
+  growth of the process's max RSS over a first update: R3DM 2.30 GB vs peak 2.05 + state 0.05 GB,
+  QMIX 0.23 vs 0.19 + 0.002 GB at the SMAX shapes). For ACORM and
+  R3DM the larger of a normal update and an update that includes the contrastive step is shown.
+  `--quick` first checks the method on allocations of known size. Only allocations made on the
+  thread that runs the update are seen (torch's CPU ops allocate their outputs there).
+* state MB: parameters, gradients, buffers and optimiser states the learner holds (online and
+  target networks, mixers, world models, ...), each tensor storage counted once.
+For CDS and R3DM the per-part split (TD and the rest of the update, each reward term, each term's own
+training, e.g. R3DM's world-model training; and the contrastive step) with times, FLOPs and GFLOP/s.
+
+Targets of issue #8 are checked at the end: every plug-in algorithm's GFLOP/s >= host QMIX's, and at
+the SC2 3s5z_vs_3s6z shapes R3DM <= 20x, ACORM <= 5x, CDS <= 4x QMIX per (amortised) update; with
+--scaling, R3DM's ratio to QMIX must grow no faster than N (ratio(N) / ratio(3) <= N / 3).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch as th
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-def parse():
+# name -> (what it is, shapes). T is the number of steps (the batch holds T+1 time slots).
+PRESETS = {
+    "smax": ("SMAX 3s5z_vs_3s6z", dict(B=32, T=100, N=8, obs=218, state=204, actions=14)),
+    "sc2": ("SC2 3s5z_vs_3s6z", dict(B=32, T=75, N=8, obs=136, state=230, actions=15)),
+    "sc2-3m": ("SC2 3m", dict(B=32, T=75, N=3, obs=30, state=48, actions=9)),
+    "sc2-27m": ("SC2 27m_vs_30m", dict(B=32, T=75, N=27, obs=285, state=1170, actions=36)),
+}
+SCALING = ("sc2-3m", "sc2", "sc2-27m")
+SCALING_T = 25  # --scaling default: R3DM at N=27, T=75 needs several GB and minutes per run (--T 75 overrides)
+QUICK = dict(B=2, T=5, obs=12, state=16, actions=7)  # --quick keeps N from the preset / scaling list
+ALGORITHMS = ["qmix", "cds", "acorm", "r3dm"]
+BASELINE = "qmix"
+RATIO_TARGETS = {"r3dm": 20.0, "acorm": 5.0, "cds": 4.0}  # at the SC2 3s5z_vs_3s6z shapes
+PART_LABELS = {
+    "policy_kl reward": "policy-KL reward term",
+    "policy_kl update": "policy-KL term training",
+    "world_model reward": "world-model reward term",
+    "world_model update": "world-model training",
+    "cds reward": "CDS reward term",
+    "cds update": "CDS predictor training",
+}
+
+
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--B", type=int, default=32)
-    p.add_argument("--T", type=int, default=75, help="steps per episode (the batch holds T+1)")
-    p.add_argument("--N", type=int, default=8)
-    p.add_argument("--obs", type=int, default=136)
-    p.add_argument("--state", type=int, default=230)
-    p.add_argument("--actions", type=int, default=15)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--algos", nargs="+", default=["r3dm_qmix", "cds", "acorm", "r3dm"])
+    p.add_argument("--preset", choices=sorted(PRESETS), default="smax",
+                   help="shapes: smax = SMAX 3s5z_vs_3s6z (default), sc2 = SC2 3s5z_vs_3s6z, "
+                        "sc2-3m, sc2-27m = SC2 27m_vs_30m")
+    for name in ("B", "T", "N", "obs", "state", "actions"):
+        p.add_argument(f"--{name}", type=int, help=f"override the preset's {name}")
+    p.add_argument("--scaling", action="store_true",
+                   help=f"ratios to QMIX for N = 3, 8, 27 (SC2 3m, 3s5z_vs_3s6z, 27m_vs_30m shapes) at B=32, "
+                        f"T={SCALING_T}; --B/--T override")
+    p.add_argument("--quick", action="store_true", help="tiny shapes, 1 warm-up, 1 repeat (smoke test)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed rounds; each algorithm runs 1 update per round, a cheaper one up to 8 (median)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed updates per algorithm first")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: what PyMARLzoo+ sets for training; robust on a shared machine)")
+    p.add_argument("--algos", nargs="+", default=ALGORITHMS, help="first one is the baseline of the ratios")
+    p.add_argument("--no-flops", action="store_true", help="skip FLOP counting")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     p.add_argument("--epymarl", help="use this EPyMARL checkout as the host instead of PyMARLzoo+")
-    return p.parse_args()
+    opts = p.parse_args(argv)
+    if opts.quick:
+        opts.repeats, opts.warmup = 1, 1
+    return opts
 
 
+def shapes_for(opts, preset: str) -> dict:
+    shapes = dict(PRESETS[preset][1])
+    if opts.scaling:
+        shapes["T"] = SCALING_T
+    if opts.quick:
+        shapes.update(QUICK)
+    for name in shapes:
+        value = getattr(opts, name)
+        if value is not None and not (opts.scaling and name in ("N", "obs", "state", "actions")):
+            shapes[name] = value
+    return shapes
+
+
+def describe(preset: str, shapes: dict, opts) -> str:
+    what = PRESETS[preset][0]
+    if opts.quick:
+        what = f"tiny shapes (--quick) with the N of {what}"
+    elif any(shapes[k] != v for k, v in PRESETS[preset][1].items()):
+        what += " (modified)"
+    return f"{what}: " + " ".join(f"{k}={v}" for k, v in shapes.items())
+
+
+# --- the host, its batch and learners -----------------------------------------------------------
 class NullLogger:
     def __init__(self):
         self.stats = {}
 
-    def log_stat(self, key, value, t):
+    def log_stat(self, key, value, t, to_sacred=True):
         self.stats.setdefault(key, []).append(value)
 
 
-def host_args(host, algorithm, opts):
+def host_args(host, algorithm, shapes):
     from r3dm_epymarl.launcher import find_config
 
+    path = find_config(host, "algs", algorithm)
+    if path is None:
+        raise SystemExit(f"unknown algorithm '{algorithm}'")
     config = yaml.safe_load((host.config_dir / "default.yaml").read_text())
-    config.update(yaml.safe_load(find_config(host, "algs", algorithm).read_text()))
-    config.update(n_agents=opts.N, n_actions=opts.actions, state_shape=opts.state, seed=1, use_cuda=False,
-                  device="cpu", learner_log_interval=1, common_reward=True, unit_dim=opts.obs,
+    config.update(yaml.safe_load(path.read_text()))
+    config.update(n_agents=shapes["N"], n_actions=shapes["actions"], state_shape=shapes["state"],
+                  obs_shape=shapes["obs"], unit_dim=shapes["obs"], seed=1, use_cuda=False, device="cpu",
+                  common_reward=True, learner_log_interval=10**12,  # the first update logs, no other does
                   pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
     return SimpleNamespace(**config)
 
 
-def make_batch(host, opts):
+def make_batch(host, shapes):
     EpisodeBatch = host.module("components.episode_buffer").EpisodeBatch
     OneHot = host.module("components.transforms").OneHot
+    B, T1, N, A = shapes["B"], shapes["T"] + 1, shapes["N"], shapes["actions"]
     scheme = {
-        "state": {"vshape": opts.state}, "obs": {"vshape": opts.obs, "group": "agents"},
+        "state": {"vshape": shapes["state"]}, "obs": {"vshape": shapes["obs"], "group": "agents"},
         "actions": {"vshape": (1,), "group": "agents", "dtype": th.long},
-        "avail_actions": {"vshape": (opts.actions,), "group": "agents", "dtype": th.int},
+        "avail_actions": {"vshape": (A,), "group": "agents", "dtype": th.int},
         "reward": {"vshape": (1,)}, "terminated": {"vshape": (1,), "dtype": th.uint8},
     }
-    groups = {"agents": opts.N}
-    preprocess = {"actions": ("actions_onehot", [OneHot(out_dim=opts.actions)])}
-    batch = EpisodeBatch(scheme, groups, opts.B, opts.T + 1, preprocess=preprocess, device="cpu")
+    groups = {"agents": N}
+    preprocess = {"actions": ("actions_onehot", [OneHot(out_dim=A)])}
+    batch = EpisodeBatch(scheme, groups, B, T1, preprocess=preprocess, device="cpu")
     g = th.Generator().manual_seed(0)
-    B, T1, N, A = opts.B, opts.T + 1, opts.N, opts.actions
     avail = (th.rand(B, T1, N, A, generator=g) > 0.3).int()
     avail[..., 0] = 1
     actions = th.multinomial(avail.float().reshape(-1, A), 1, generator=g).reshape(B, T1, N, 1)
     terminated = th.zeros(B, T1, 1, dtype=th.uint8)
     terminated[:, -2] = 1
-    batch.update({"state": th.randn(B, T1, opts.state, generator=g), "obs": th.randn(B, T1, N, opts.obs, generator=g),
-                  "actions": actions, "avail_actions": avail, "reward": th.randn(B, T1, 1, generator=g),
-                  "terminated": terminated}, bs=slice(None), ts=slice(None))
-    return batch, scheme, groups
+    batch.update({"state": th.rand(B, T1, shapes["state"], generator=g),
+                  "obs": th.rand(B, T1, N, shapes["obs"], generator=g), "actions": actions,
+                  "avail_actions": avail, "reward": th.randn(B, T1, 1, generator=g), "terminated": terminated},
+                 bs=slice(None), ts=slice(None))
+    return batch, groups
 
 
-def build(host, algorithm, opts, scheme, groups):
-    args = host_args(host, algorithm, opts)
-    mac = host.registry("controllers")[args.mac](scheme, groups, args)
-    logger = NullLogger()
-    return host.registry("learners")[args.learner](mac, scheme, logger, args), logger
+@dataclass
+class Bench:
+    name: str
+    learner: object
+    times: list = field(default_factory=list)  # seconds per timed update
+    parts: dict = field(default_factory=dict)  # part -> [ms per timed update]
+    contrastive: list = field(default_factory=list)  # seconds per contrastive step
+    interval: int = 0  # contrastive_interval (0: none)
+    flops: float = float("nan")  # per normal update
+    part_flops: dict = field(default_factory=dict)
+    contrastive_flops: float = 0.0
+    peak: float = float("nan")  # bytes
+    state: float = float("nan")  # bytes
+
+    @property
+    def update(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def contrastive_time(self) -> float:
+        return statistics.median(self.contrastive) if self.contrastive else 0.0
+
+    @property
+    def amortised(self) -> float:
+        return self.update + (self.contrastive_time / self.interval if self.interval else 0.0)
+
+    @property
+    def gflops_per_s(self) -> float:
+        return self.flops / 1e9 / self.update
 
 
-def timed_update(learner, batch, t):
-    start = time.perf_counter()
-    learner.train(batch, t, t)
-    return time.perf_counter() - start
+def build(host, algorithm, shapes, batch, groups) -> Bench:
+    th.manual_seed(0)
+    args = host_args(host, algorithm, shapes)
+    mac = host.registry("controllers")[args.mac](batch.scheme, groups, args)
+    learner = host.registry("learners")[args.learner](mac, batch.scheme, NullLogger(), args)
+    has_contrastive = hasattr(learner, "_contrastive_step")
+    return Bench(algorithm, learner, interval=(getattr(args, "contrastive_interval", 0) or 0) if has_contrastive else 0)
 
 
-def flops_of_update(learner, batch):
+def terms(learner) -> dict:
+    return dict(getattr(learner, "intrinsic", None) or {})
+
+
+@contextlib.contextmanager
+def probe_parts(learner, enter_exit):
+    """Wrap every intrinsic term's `reward` and `update` so that `enter_exit(part)` (a context manager
+    factory) runs around each call, for the duration of the block."""
+    patched = []
+    for name, term in terms(learner).items():
+        for method in ("reward", "update"):
+            original = getattr(term, method)
+
+            def wrapped(*args, _original=original, _part=f"{name} {method}", **kwargs):
+                with enter_exit(_part):
+                    return _original(*args, **kwargs)
+
+            object.__setattr__(term, method, wrapped)
+            patched.append((term, method))
+    try:
+        yield
+    finally:
+        for term, method in patched:
+            object.__delattr__(term, method)
+
+
+def contrastive_inputs(learner, batch):
+    from r3dm_epymarl.learners.q_learner import td_mask
+
+    _, mask = td_mask(batch)
+    with th.no_grad():
+        e = learner.mac.unroll(batch).extras["e"]
+    return e[:, :-1], mask
+
+
+# --- measurements ------------------------------------------------------------------------------
+def time_updates(benches, batch, opts):
+    t = 0
+    warm = {}
+    for _ in range(opts.warmup):
+        for bench in benches:
+            start = time.perf_counter()
+            bench.learner.train(batch, t, t)
+            warm[bench.name] = time.perf_counter() - start  # the last warm-up update's time
+            t += 1
+    # Cheap algorithms run several updates per round (up to 8, about as long as the slowest one's
+    # single update), so that the baseline of every ratio is a median of many updates, not of a few.
+    slowest = max(warm.values()) if warm else 0.0
+    per_round = {name: min(8, max(1, int(slowest / max(w, 1e-9)))) for name, w in warm.items()}
+    for round_ in range(opts.repeats):
+        order = benches[round_ % len(benches):] + benches[:round_ % len(benches)]
+        for bench in order:
+            for _ in range(per_round.get(bench.name, 1)):
+                start = time.perf_counter()
+                bench.learner.train(batch, t, t)
+                elapsed = time.perf_counter() - start
+                t += 1
+                bench.times.append(elapsed)
+                stats = getattr(bench.learner, "stats", None) or {}
+                for name in terms(bench.learner):
+                    for method in ("reward", "update"):
+                        value = stats.get(f"time_{name}_{method}_ms")
+                        if value is not None:
+                            bench.parts.setdefault(f"{name} {method}", []).append(float(value))
+    for bench in benches:
+        if bench.interval:
+            e, mask = contrastive_inputs(bench.learner, batch)
+            for _ in range(max(1, opts.repeats)):
+                start = time.perf_counter()
+                bench.learner._contrastive_step(e, mask)
+                bench.contrastive.append(time.perf_counter() - start)
+    return t
+
+
+def count_flops(bench, batch, t):
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter:
-        learner.train(batch, 10_000, 10_000)
-    return counter.get_total_flops()
+    parts = {}
+
+    @contextlib.contextmanager
+    def tally(part):
+        before = counter.get_total_flops()
+        yield
+        parts[part] = parts.get(part, 0) + counter.get_total_flops() - before
+
+    with probe_parts(bench.learner, tally), counter:
+        bench.learner.train(batch, t, t)
+    bench.flops, bench.part_flops = float(counter.get_total_flops()), parts
+    if bench.interval:
+        e, mask = contrastive_inputs(bench.learner, batch)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            bench.learner._contrastive_step(e, mask)
+        bench.contrastive_flops = float(counter.get_total_flops())
 
 
-def main():
-    opts = parse()
+def peak_live_bytes(fn) -> int:
+    """Peak of the bytes allocated while `fn` runs and still live (see the module docstring)."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation:
+            events.append((node.start_time_ns, node.extra_fields.alloc_size))
+        stack.extend(node.children)
+    live = peak = 0
+    for _, size in sorted(events, key=lambda e: e[0]):
+        live += size
+        peak = max(peak, live)
+    return peak
+
+
+def check_peak_method():
+    """The memory method on allocations of known size: the peak must be exactly what was live."""
+    MB = 1_000_000
+
+    def work():
+        a = th.empty(10 * MB, dtype=th.uint8)
+        b = th.empty(5 * MB, dtype=th.uint8)
+        del a
+        c = th.empty(25 * MB, dtype=th.uint8)  # 30 MB live: the peak
+        del b, c
+        x = th.ones(1000, 1000, requires_grad=True)  # 4 MB each below
+        (x @ x).relu().sum().backward()  # live at most: x, x.grad, x@x, relu, grad buffers < 30 MB
+
+    peak = peak_live_bytes(work)
+    if peak != 30 * MB:
+        raise SystemExit(f"memory method check failed: expected a peak of 30 MB, measured {peak / MB:.3f} MB")
+    print("memory method check: a known 30 MB peak measured as 30.000 MB (ok)")
+
+
+def state_bytes(learner) -> int:
+    """Bytes of every tensor storage the learner holds: parameters, grads, buffers, optimiser state."""
+    storages, seen = {}, set()
+    own = ("r3dm_epymarl", "pymarlzooplus", "learners", "controllers", "modules", "components")
+
+    def add(tensor):
+        if isinstance(tensor, th.Tensor) and tensor.device.type == "cpu":
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+
+    def visit(obj, depth=0):
+        if id(obj) in seen or depth > 8:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, th.Tensor):
+            add(obj)
+        elif isinstance(obj, th.nn.Module):
+            for p in obj.parameters():
+                add(p)
+                add(p.grad)
+            for b in obj.buffers():
+                add(b)
+            for module in obj.modules():  # optimisers kept as plain attributes of a module
+                for value in vars(module).values():
+                    if isinstance(value, (th.optim.Optimizer, list, tuple, dict)) and value is not module._modules:
+                        visit(value, depth + 1)
+        elif isinstance(obj, th.optim.Optimizer):
+            for state in obj.state.values():
+                for value in state.values():
+                    add(value)
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                visit(value, depth + 1)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                visit(value, depth + 1)
+        elif type(obj).__module__.startswith(own) and hasattr(obj, "__dict__") and not isinstance(obj, NullLogger):
+            for value in vars(obj).values():
+                visit(value, depth + 1)
+
+    visit(learner)
+    return sum(storages.values())
+
+
+def measure_memory(bench, batch, t):
+    learner = bench.learner
+    peak = peak_live_bytes(lambda: learner.train(batch, t, t))
+    if bench.interval:  # an update that also runs the contrastive step (after TD, as in training)
+        learner.training_steps = bench.interval * (learner.training_steps // bench.interval + 1) - 1
+        peak = max(peak, peak_live_bytes(lambda: learner.train(batch, t + 1, t + 1)))
+    bench.peak = peak
+    bench.state = state_bytes(learner)
+
+
+def measure(host, shapes, opts) -> list[Bench]:
+    batch, groups = make_batch(host, shapes)
+    benches = [build(host, algorithm, shapes, batch, groups) for algorithm in opts.algos]
+    t = time_updates(benches, batch, opts)
+    for bench in benches:
+        if not opts.no_flops:
+            count_flops(bench, batch, t)
+            t += 1
+        if not opts.no_memory:
+            measure_memory(bench, batch, t)
+            t += 2
+    return benches
+
+
+# --- reports -----------------------------------------------------------------------------------
+def mb(x: float) -> str:
+    return f"{x / 1e6:8.1f}" if x == x else f"{'-':>8s}"
+
+
+def print_table(benches):
+    base = benches[0].amortised
+    print(f"{'algorithm':10s} {'update ms':>9s} {'(min-max)':>15s} {'contrast. ms':>12s} {'amortised ms':>12s} "
+          f"{'x ' + benches[0].name.upper():>8s} {'GFLOP/upd':>9s} {'GFLOP/s':>8s} {'peak MB':>8s} {'state MB':>8s}")
+    for b in benches:
+        spread = f"({1000 * min(b.times):.1f}-{1000 * max(b.times):.1f})"
+        flops = f"{b.flops / 1e9:9.2f} {b.gflops_per_s:8.2f}" if b.flops == b.flops else f"{'-':>9s} {'-':>8s}"
+        contrast = f"{1000 * b.contrastive_time:8.1f}/{b.interval}" if b.interval else f"{'-':>12s}"
+        print(f"{b.name:10s} {1000 * b.update:9.1f} {spread:>15s} {contrast:>12s} {1000 * b.amortised:12.1f} "
+              f"{b.amortised / base:8.2f} {flops} {mb(b.peak)} {mb(b.state)}")
+
+
+def print_parts(bench):
+    """Time, FLOPs and GFLOP/s of each part of one update (medians over the timed updates)."""
+    if not bench.parts and not bench.interval:
+        return
+    per_update = [1000 * t for t in bench.times]
+    term_ms = [sum(values[i] for values in bench.parts.values()) for i in range(len(per_update))]
+    rows = [("TD + rest of the update", statistics.median(u - s for u, s in zip(per_update, term_ms)),
+             bench.flops - sum(bench.part_flops.values()))]
+    rows += [(PART_LABELS.get(part, part), statistics.median(ms), bench.part_flops.get(part, float("nan")))
+             for part, ms in bench.parts.items()]
+    if bench.interval:
+        rows.append((f"contrastive step (1 in {bench.interval} updates)", 1000 * bench.contrastive_time,
+                     bench.contrastive_flops))
+    print(f"  {bench.name} per part:{'':22s} {'ms':>8s} {'share':>6s} {'GFLOP':>8s} {'GFLOP/s':>8s}")
+    total = 1000 * bench.update
+    for label, ms, flops in rows:
+        gflop = flops / 1e9
+        rate = f"{gflop / (ms / 1000):8.2f}" if ms > 0.05 and flops == flops else f"{'-':>8s}"
+        share = f"{100 * ms / total:5.1f}%" if not label.startswith("contrastive") else f"{'':>6s}"
+        print(f"    {label:40s} {ms:8.1f} {share} {gflop:8.2f} {rate}" if flops == flops else
+              f"    {label:40s} {ms:8.1f} {share} {'-':>8s} {'-':>8s}")
+
+
+def check_targets(benches, preset, opts):
+    base = benches[0]
+    if base.flops == base.flops:
+        for b in benches[1:]:
+            ok = b.gflops_per_s >= base.gflops_per_s
+            print(f"target GFLOP/s >= {base.name}'s: {b.name} {b.gflops_per_s:.2f} vs {base.gflops_per_s:.2f} "
+                  f"-> {'met' if ok else 'NOT met'}")
+    if preset == "sc2" and not opts.quick and base.name == BASELINE:
+        for b in benches[1:]:
+            if b.name in RATIO_TARGETS:
+                ratio = b.amortised / base.amortised
+                print(f"target at SC2 3s5z_vs_3s6z shapes: {b.name} {ratio:.2f}x QMIX <= {RATIO_TARGETS[b.name]:g}x "
+                      f"-> {'met' if ratio <= RATIO_TARGETS[b.name] else 'NOT met'}")
+
+
+def run_one(host, opts):
+    shapes = shapes_for(opts, opts.preset)
+    print(describe(opts.preset, shapes, opts))
+    benches = measure(host, shapes, opts)
+    print_table(benches)
+    for bench in benches:
+        print_parts(bench)
+    check_targets(benches, opts.preset, opts)
+
+
+def run_scaling(host, opts):
+    results = []
+    for preset in SCALING:
+        shapes = shapes_for(opts, preset)
+        print(describe(preset, shapes, opts), flush=True)
+        benches = measure(host, shapes, opts)
+        print_table(benches)
+        results.append((shapes["N"], benches))
+    names = [b.name for b in results[0][1]]
+    print(f"\nscaling: amortised time per update as a ratio to {names[0]} (same process, interleaved rounds)")
+    print(f"{'N':>3s} {names[0] + ' ms':>9s} " + " ".join(f"{n + ' x':>9s}" for n in names[1:])
+          + ("  " + " ".join(f"{n + ' FLOPx':>11s}" for n in names[1:]) if not opts.no_flops else ""))
+    for n, benches in results:
+        line = f"{n:3d} {1000 * benches[0].amortised:9.1f} " + " ".join(
+            f"{b.amortised / benches[0].amortised:9.2f}" for b in benches[1:])
+        if not opts.no_flops:
+            line += "  " + " ".join(f"{b.flops / benches[0].flops:11.2f}" for b in benches[1:])
+        print(line)
+    for name in names[1:]:
+        ratio = {n: next(b for b in benches if b.name == name).amortised / benches[0].amortised
+                 for n, benches in results}
+        n0 = results[0][0]
+        checks = []
+        for n in list(ratio)[1:]:
+            growth, allowed = ratio[n] / ratio[n0], n / n0
+            checks.append(f"N={n}: ratio(N)/ratio({n0}) = {growth:.2f} vs N/{n0} = {allowed:.2f} "
+                          f"({'ok' if growth <= allowed else 'FASTER than N'})")
+        tag = "target" if name == "r3dm" else "info"
+        print(f"{tag} {name}: " + "; ".join(checks))
+
+
+def main(argv=None):
+    opts = parse(argv)
     th.set_num_threads(opts.threads)
     from r3dm_epymarl.hosts import get_host
-    from r3dm_epymarl.learners.role_q_learner import td_mask
     from r3dm_epymarl.registry import register
 
     host = get_host("epymarl" if opts.epymarl else "pymarlzooplus", opts.epymarl)
     register(host)
-    batch, full_scheme, groups = make_batch(host, opts)
-    print(f"host {host.name}; B={opts.B} T={opts.T} N={opts.N} obs={opts.obs} state={opts.state} "
-          f"actions={opts.actions}; torch threads {opts.threads}; median of {opts.repeats} after 2 warm-up updates")
-    rows, base = [], None
-    for algorithm in opts.algos:
-        th.manual_seed(0)
-        learner, logger = build(host, algorithm, opts, batch.scheme, groups)
-        for t in range(2):
-            learner.train(batch, t, t)
-        times = [timed_update(learner, batch, t) for t in range(2, 2 + opts.repeats)]
-        per_update = statistics.median(times)
-        flops = flops_of_update(learner, batch)
-        contrastive = 0.0
-        if hasattr(learner, "_contrastive_step"):
-            _, mask = td_mask(batch)
-            with th.no_grad():
-                e = learner.mac.unroll(batch).extras["e"]
-            start = time.perf_counter()
-            learner._contrastive_step(e[:, :-1], mask)
-            contrastive = time.perf_counter() - start
-        amortised = per_update + contrastive / max(1, getattr(learner.args, "contrastive_interval", 1) or 1)
-        base = base or amortised
-        rows.append((algorithm, per_update, contrastive, amortised, amortised / base, flops / 1e9,
-                     flops / 1e9 / per_update))
-        parts = {k: statistics.median(v) for k, v in logger.stats.items() if k.startswith("time_")}
-        if parts:
-            print(f"  {algorithm} parts (ms, median): " + ", ".join(f"{k[5:-3]} {v:.1f}" for k, v in parts.items()))
-    print(f"{'algorithm':10s} {'update ms':>10s} {'contrast. ms':>12s} {'amortised ms':>12s} {'x QMIX':>7s} "
-          f"{'GFLOP/upd':>10s} {'GFLOP/s':>8s}")
-    for name, t, c, a, ratio, gflop, rate in rows:
-        print(f"{name:10s} {1000*t:10.1f} {1000*c:12.1f} {1000*a:12.1f} {ratio:7.2f} {gflop:10.2f} {rate:8.2f}")
+    print(f"host {host.name}; torch {th.__version__}, {opts.threads} thread(s); {opts.warmup} warm-up updates, then "
+          f"{opts.repeats} interleaved timed rounds (1 update per round; cheaper algorithms up to 8 per round, "
+          f"about the slowest one's time); medians", flush=True)
+    if opts.quick and not opts.no_memory:
+        check_peak_method()
+    if opts.scaling:
+        run_scaling(host, opts)
+    else:
+        run_one(host, opts)
 
 
 if __name__ == "__main__":
