@@ -304,14 +304,19 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
                       if r.map == map_name and r.algorithm == row.algorithm and r.seed in row.seeds
                       and r.series.get(row.metric, ([], []))[0]]
             grid, mean, half = mean_curve(curves)
+            low, high = mean - half, mean + half
+            if is_rate(row.metric):  # a rate's band past [0, 1] (few seeds, wide t) says nothing
+                low, high = low.clip(0, 1), high.clip(0, 1)
             ax.plot(grid, mean, color=colour, label=f"{row.algorithm} (n={len(curves)})")
-            ax.fill_between(grid, mean - half, mean + half, color=colour, alpha=0.2, linewidth=0)
+            ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
             if row.paper is not None:
                 ax.axhline(row.paper, color=colour, linestyle="--", linewidth=1,
                            label=f"{row.algorithm}, StarCraft II (paper)")
         ax.set_title(f"{map_name}: mean and 95% CI over seeds")
         ax.set_xlabel("environment steps")
         ax.set_ylabel(on_map[0].metric)
+        if is_rate(on_map[0].metric):
+            ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -320,6 +325,10 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def is_rate(metric: str) -> bool:
+    return "won" in metric or "win_rate" in metric
 
 
 def _safe(name: str) -> str:
