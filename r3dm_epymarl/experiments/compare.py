@@ -141,7 +141,7 @@ def _last_error(log_path: str) -> str:
     with open(log_path, errors="replace") as f:
         lines = [line.strip() for line in f if line.strip()]
     for line in reversed(lines):
-        if "error" in line.lower() or "Error" in line:
+        if "error" in line.lower():
             return line[:200]
     return lines[-1][:200] if lines else ""
 
