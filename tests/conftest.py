@@ -53,6 +53,17 @@ def zoo_available():
     pytest.importorskip("pymarlzooplus", reason="PyMARLzoo+ is not installed (pip install --no-deps pymarlzooplus)")
 
 
+def assert_real_png(path: Path, min_height: int = 1, min_width: int = 1, min_std: float = 0.0) -> None:
+    """A PNG file that decodes to an RGB(A) image of at least this size, with content (pixel spread)."""
+    import matplotlib.image
+
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    image = matplotlib.image.imread(path)  # [H, W, 3 or 4] floats in [0, 1]
+    assert image.ndim == 3 and image.shape[2] in (3, 4), image.shape
+    assert image.shape[0] >= min_height and image.shape[1] >= min_width, image.shape
+    assert image[..., :3].std() > min_std, "the figure has content, not a blank canvas"
+
+
 def free_port() -> int:
     import socket
 

@@ -67,18 +67,16 @@ class Cell:
         return f"{self.algorithm} {self.map} seed {self.seed}"
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
 def make_cells(args) -> list[Cell]:
+    from r3dm_epymarl.experiments.report import safe_name
+
     map_key = MAP_KEYS.get(args.env_config, "env_args.map_name")
     launcher = [*(["--host", args.host] if args.host else []), *(["--epymarl", args.epymarl] if args.epymarl else [])]
     cells = []
     for map_name in args.maps:
         for algorithm in args.algorithms:
             for seed in args.seeds:
-                folder = Path(args.out).resolve() / _safe(map_name) / _safe(algorithm) / f"seed{seed}"
+                folder = Path(args.out).resolve() / safe_name(map_name) / safe_name(algorithm) / f"seed{seed}"
                 updates = [f"{map_key}={map_name}", f"seed={seed}", *args.updates,
                            *([f"t_max={args.t_max}"] if args.t_max else []),
                            *([f"mongo_url={args.mongo}"] if args.mongo else [])]

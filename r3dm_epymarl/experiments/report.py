@@ -58,8 +58,9 @@ class Run:
 
 
 def _map_of(config: dict) -> str:
-    env_args = config.get("env_args") or {}
-    name = env_args.get("map_name") or env_args.get("key") or config.get("env", "?")
+    from r3dm_epymarl.presets import map_name
+
+    name = map_name(config) or config.get("env", "?")
     return str(name).split(":")[-1]  # gymnasium ids: drop the "package:" prefix
 
 
@@ -320,7 +321,7 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = out / f"curves_{_safe(map_name)}.png"
+        path = out / f"curves_{safe_name(map_name)}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
@@ -331,7 +332,8 @@ def is_rate(metric: str) -> bool:
     return "won" in metric or "win_rate" in metric
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """`name` as one path component (map ids such as lbforaging:Foraging-8x8-3p-3f-v3 hold colons)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 

@@ -82,8 +82,9 @@ class Source:
 
     @property
     def map_name(self) -> str:
-        env_args = self.config.get("env_args") or {}
-        return str(env_args.get("map_name") or env_args.get("key") or "?")
+        from r3dm_epymarl.presets import map_name
+
+        return str(map_name(self.config) or "?")
 
 
 def _read_json(path: Path) -> dict:
@@ -133,9 +134,9 @@ def _token_time(token: Path, prefix: str) -> datetime | None:
 
 def _token_prefix(config: dict) -> str:
     # Both hosts name a run's model folder f"{name}_seed{seed}_{map}_{datetime.now()}".
-    env_args = config.get("env_args") or {}
-    map_name = env_args.get("map_name") or env_args.get("key")
-    return f"{config.get('name')}_seed{config.get('seed')}_{map_name}_"
+    from r3dm_epymarl.presets import map_name
+
+    return f"{config.get('name')}_seed{config.get('seed')}_{map_name(config)}_"
 
 
 def _model_roots(run_dir: Path, config: dict, run_info: dict) -> list[Path]:

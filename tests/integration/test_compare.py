@@ -3,7 +3,7 @@ import csv
 
 import pytest
 
-from tests.conftest import LBF_KEY, cli, run_ok
+from tests.conftest import LBF_KEY, assert_real_png, cli, run_ok
 
 TINY = ["env_args.time_limit=25", "t_max=300", "batch_size=4", "buffer_size=32", "test_interval=150",
         "test_nepisode=2", "log_interval=150", "runner_log_interval=150", "learner_log_interval=150"]
@@ -31,10 +31,7 @@ def test_two_algorithms_two_seeds_then_resume(zoo_available, tmp_path):
     with open(out / "report" / "report.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {(r["algorithm"], r["seeds"]) for r in rows} == {("acorm", "1 2"), ("r3dm_qmix", "1 2")}
-    import matplotlib.image
-
-    png = out / "report" / "curves_Foraging-8x8-3p-3f-v3.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(png).shape[2] in (3, 4)
+    assert_real_png(out / "report" / "curves_Foraging-8x8-3p-3f-v3.png")
     assert len(_sacred_runs(out)) == 4
 
     again = _compare(out, "--algorithms", "r3dm_qmix", "acorm", "--seeds", "1", "2", "--maps", LBF_KEY)

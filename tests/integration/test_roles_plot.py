@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import LBF_KEY, SHORT_RUN, cli, run_ok, zoo_train
+from tests.conftest import LBF_KEY, SHORT_RUN, assert_real_png, cli, run_ok, zoo_train
 
 # 3 LBF agents, 2 roles: the clustering has a real choice to make at every step.
 CHECKPOINTED = ("save_model=True", "save_model_interval=150", "role_clusters=2")
@@ -22,12 +22,7 @@ def _outputs(proc) -> tuple[Path, Path]:
 
 
 def _check_plot(png: Path) -> None:
-    from matplotlib.image import imread
-
-    image = imread(png)  # [H, W, 3 or 4] floats in [0, 1]
-    assert image.ndim == 3 and image.shape[2] in (3, 4)
-    assert image.shape[0] >= 400 and image.shape[1] >= 1000, image.shape
-    assert image[..., :3].std() > 0.05, "the figure has content, not a blank canvas"
+    assert_real_png(png, min_height=400, min_width=1000, min_std=0.05)
 
 
 def _check_arrays(npz: Path, algorithm: str, t_env: int, n_agents: int = 3, k: int = 2) -> dict:
