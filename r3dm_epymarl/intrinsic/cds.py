@@ -9,8 +9,10 @@ The predictors train every update on the batch's transitions in shuffled minibat
 """
 import torch as th
 from torch import nn
+from torch.nn import functional as F
 
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.modules.optim import adam
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -27,31 +29,39 @@ class CDSReward(IntrinsicTerm):
         in_dim = args.hidden_dim + obs_dim + args.n_actions
         self.predictor = _mlp(in_dim, args.cds_predictor_hidden, obs_dim)  # p(o' | h, o, a)
         self.id_predictor = _mlp(in_dim + args.n_agents, args.cds_predictor_hidden, obs_dim)  # q(o' | h, o, a, i)
-        self.optimiser = th.optim.Adam([*self.predictor.parameters(), *self.id_predictor.parameters()],
-                                       lr=args.cds_predictor_lr)
+        self.predictor_params = [*self.predictor.parameters(), *self.id_predictor.parameters()]
+        self.optimiser = adam(self.predictor_params, args.cds_predictor_lr)
 
     def optimisers(self):
         return [self.optimiser]
 
     def _inputs(self, ctx: UpdateContext):
-        """([h_{t-1}, o_t, a_t] [B, T-1, N, in], ids [B, T-1, N, N], o_{t+1} [B, T-1, N, O])."""
+        """([h_{t-1}, o_t, a_t] [B, T-1, N, in], agent index [B, T-1, N], o_{t+1} [B, T-1, N, O])."""
         batch = ctx.batch
         h = ctx.extras["hidden"].detach()  # [B, T, N, H]: h_t after consuming input t
         h_prev = th.cat([th.zeros_like(h[:, :1]), h[:, :-2]], dim=1)  # [B, T-1, N, H]: h_{t-1}
         x = th.cat([h_prev, batch["obs"][:, :-1], batch["actions_onehot"][:, :-1]], dim=-1)
         B, T1, N, _ = x.shape
-        ids = th.eye(N, device=x.device, dtype=x.dtype).expand(B, T1, N, N)
-        return x, ids, batch["obs"][:, 1:]
+        agent = th.arange(N, device=x.device).expand(B, T1, N)
+        return x, agent, batch["obs"][:, 1:]
 
-    def _log_likelihoods(self, x, ids, target):
-        log_p = -(self.predictor(x) - target).pow(2).sum(-1)  # [..]
-        log_q = -(self.id_predictor(th.cat([x, ids], dim=-1)) - target).pow(2).sum(-1)
+    def _log_likelihoods(self, x, agent, target):
+        """x [..., in], agent [...] (index), target [..., O] -> (log p, log q), each [...].
+
+        The same maths as predictor(x) and id_predictor([x, one_hot(agent)]), in fewer kernels: both
+        first layers read x, so they are one matmul, and one_hot(agent) @ W_id^T is a row lookup."""
+        p_in, q_in = self.predictor[0], self.id_predictor[0]
+        width, in_dim = p_in.out_features, x.shape[-1]
+        first = F.linear(x, th.cat([p_in.weight, q_in.weight[:, :in_dim]]), th.cat([p_in.bias, q_in.bias]))
+        hidden_p, hidden_q = first.split(width, dim=-1)  # [..., width] each
+        hidden_q = hidden_q + q_in.weight[:, in_dim:].t()[agent]  # + the agent id's column of W
+        log_p = -(self.predictor[1:](hidden_p) - target).pow(2).sum(-1)
+        log_q = -(self.id_predictor[1:](hidden_q) - target).pow(2).sum(-1)
         return log_p, log_q
 
     def reward(self, ctx: UpdateContext) -> th.Tensor:
         beta1, beta2 = self.args.cds_beta1, self.args.cds_beta2
-        x, ids, target = self._inputs(ctx)
-        log_p, log_q = self._log_likelihoods(x, ids, target)  # [B, T-1, N]
+        log_p, log_q = self._log_likelihoods(*self._inputs(ctx))  # [B, T-1, N]
         mi = beta1 * log_q - log_p
         unavailable = ctx.batch["avail_actions"][:, :-1] == 0  # [B, T-1, N, A]
         q = ctx.q[:, :-1].detach().masked_fill(unavailable, -1e9)  # [B, T-1, N, A]
@@ -64,18 +74,20 @@ class CDSReward(IntrinsicTerm):
 
     def update(self, ctx: UpdateContext) -> dict:
         """One shuffled pass over the batch's valid transitions in minibatches (published CDS)."""
-        x, ids, target = self._inputs(ctx)
-        valid = (ctx.mask[..., 0] > 0).unsqueeze(-1).expand(x.shape[:3])  # [B, T-1, N]
-        x, ids, target = x[valid], ids[valid], target[valid]  # [M, .]
+        x, agent, target = self._inputs(ctx)
+        valid = (ctx.mask[..., 0] > 0).unsqueeze(-1).expand(x.shape[:3]).flatten().nonzero().squeeze(-1)  # [M]
+        # Shuffle once, with one gather per tensor; the minibatches are then contiguous slices.
+        order = valid[th.randperm(valid.shape[0], device=x.device)]
+        x, agent, target = (v.flatten(0, 2)[order] for v in (x, agent, target))  # [M, .]
         size = self.args.cds_predictor_batch
         total, count = x.new_zeros(()), 0
-        for idx in th.randperm(x.shape[0], device=x.device).split(size):
-            log_p, log_q = self._log_likelihoods(x[idx], ids[idx], target[idx])
+        for start in range(0, x.shape[0], size):
+            part = slice(start, start + size)
+            log_p, log_q = self._log_likelihoods(x[part], agent[part], target[part])
             loss = -(log_p.mean() + log_q.mean())
             self.optimiser.zero_grad()
             loss.backward()
-            th.nn.utils.clip_grad_norm_([*self.predictor.parameters(), *self.id_predictor.parameters()],
-                                        self.args.cds_predictor_clip)
+            th.nn.utils.clip_grad_norm_(self.predictor_params, self.args.cds_predictor_clip)
             self.optimiser.step()
             total, count = total + loss.detach(), count + 1
         return {"loss_cds_predictors": (total / max(count, 1)).item()}

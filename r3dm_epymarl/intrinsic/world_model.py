@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.world_model.distributions import mode_log_prob, symlog
 from r3dm_epymarl.world_model.rssm import RSSM, imagine_many, loss_many, observe_many
 
@@ -77,8 +78,8 @@ class WorldModelReward(IntrinsicTerm):
         self.target_model = copy.deepcopy(self.model).requires_grad_(False)
         self.target_role_model = copy.deepcopy(self.role_model).requires_grad_(False)
         lr, eps = float(cfg("wm_lr", 1e-4)), float(cfg("wm_eps", 1e-8))
-        self.optimiser = th.optim.Adam(self.model.parameters(), lr=lr, eps=eps)
-        self.role_optimiser = th.optim.Adam(self.role_model.parameters(), lr=lr, eps=eps)
+        self.optimiser = adam(self.model.parameters(), lr, eps=eps)
+        self.role_optimiser = adam(self.role_model.parameters(), lr, eps=eps)
 
     def optimisers(self) -> list[th.optim.Optimizer]:
         return [self.optimiser, self.role_optimiser]

@@ -12,13 +12,13 @@ import copy
 import time
 
 import torch as th
-from torch.optim import Adam
 from torch.optim.lr_scheduler import StepLR
 
 from r3dm_epymarl.config import Key, validate
 from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
 from r3dm_epymarl.intrinsic import build_terms
 from r3dm_epymarl.intrinsic.base import UpdateContext
+from r3dm_epymarl.modules.optim import adam
 
 # Keys every learner built on this one reads, with their types.
 Q_KEYS = {
@@ -65,7 +65,7 @@ class HookedQLearner:
 
         # One Adam, one gradient clip and one StepLR per parameter group of the TD loss.
         self.td_groups = self.td_parameter_groups(args)
-        self.td_optimisers = {name: Adam(params, lr=lr) for name, (params, lr) in self.td_groups.items()}
+        self.td_optimisers = {name: adam(params, lr) for name, (params, lr) in self.td_groups.items()}
         self.schedulers = [StepLR(opt, step_size=args.lr_decay_interval, gamma=args.lr_decay_rate)
                            for opt in self.td_optimisers.values()]
         self.training_steps = 0

@@ -7,11 +7,11 @@ pre-training of f_e and of the contrastive head before the first update, and eve
 from __future__ import annotations
 
 import torch as th
-from torch.optim import Adam
 
 from r3dm_epymarl.config import Key
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.learners.q_learner import Q_KEYS, HookedQLearner, td_mask
+from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.roles.contrastive import ContrastiveRoleLoss
 from r3dm_epymarl.roles.kmeans import batched_kmeans
 from r3dm_epymarl.roles.pretrain import PretrainLoss
@@ -53,8 +53,8 @@ class RoleQLearner(HookedQLearner):
         self.pretrain = PretrainLoss(args.traj_embed_dim, self.mac.obs_dim, args.n_agents)
         self.contrastive_params = [*roles.role.parameters(), self.contrastive.bilinear]
         self.pretrain_params = [*roles.trajectory.parameters(), *self.pretrain.parameters()]
-        self.contrastive_optimiser = Adam(self.contrastive_params, lr=args.contrastive_lr)
-        self.pretrain_optimiser = Adam(self.pretrain_params, lr=args.pretrain_lr)
+        self.contrastive_optimiser = adam(self.contrastive_params, args.contrastive_lr)
+        self.pretrain_optimiser = adam(self.pretrain_params, args.pretrain_lr)
         self.kmeans_generator = None  # created on the batch's device at first use, seeded by args.seed
 
     def td_parameter_groups(self, args) -> dict:

@@ -55,12 +55,16 @@ def test_predictor_log_likelihoods_and_reward_parts():
     batch, learner, _ = _learner()
     term = learner.intrinsic["cds"]
     ctx = _ctx(learner, batch)
-    x, ids, target = term._inputs(ctx)
-    assert x.shape == (4, 9, 3, 16 + 6 + 5) and ids.shape == (4, 9, 3, 3) and target.shape == (4, 9, 3, 6)
+    x, agent, target = term._inputs(ctx)
+    assert x.shape == (4, 9, 3, 16 + 6 + 5) and agent.shape == (4, 9, 3) and target.shape == (4, 9, 3, 6)
+    assert th.equal(agent[2, 5], th.arange(3))
     assert th.equal(x[:, 0, :, :16], th.zeros_like(x[:, 0, :, :16])), "h_{-1} is the zero initial state"
     assert th.equal(x[:, 1, :, :16], ctx.extras["hidden"][:, 0].detach()), "step t sees h_{t-1}"
-    log_p, log_q = term._log_likelihoods(x, ids, target)
-    assert th.allclose(log_p, -(term.predictor(x) - target).pow(2).sum(-1))
+    log_p, log_q = term._log_likelihoods(x, agent, target)
+    # The fused evaluation is the two MLPs as declared: p on x, q on [x, one-hot agent id].
+    ids = th.nn.functional.one_hot(agent, 3).float()
+    assert th.allclose(log_p, -(term.predictor(x) - target).pow(2).sum(-1), atol=1e-5)
+    assert th.allclose(log_q, -(term.id_predictor(th.cat([x, ids], -1)) - target).pow(2).sum(-1), atol=1e-5)
     with th.no_grad():
         r = term.reward(ctx)
     mi, kl = term.reward_parts["r_int_cds_mi"], term.reward_parts["r_int_cds_kl"]
@@ -120,3 +124,26 @@ def test_save_load_round_trips_heads_predictors_and_optimisers(tmp_path):
 def test_agent_id_input_is_refused():
     with pytest.raises(ConfigError, match="'obs_agent_id' is True"):
         _learner(obs_agent_id=True)
+
+
+def test_fused_predictor_evaluation_gives_the_plain_modules_gradients():
+    """p's and q's first layers run as one matmul with the id as a weight-row lookup: the gradients
+    (including q's id columns) must equal those of the modules evaluated as declared."""
+    batch, learner, _ = _learner()
+    term = learner.intrinsic["cds"]
+    x, agent, target = term._inputs(_ctx(learner, batch))
+    ids = th.nn.functional.one_hot(agent, 3).float()
+
+    def grads(loss):
+        term.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in term.predictor_params]
+
+    log_p, log_q = term._log_likelihoods(x, agent, target)
+    fused = grads(-(log_p.mean() + log_q.mean()))
+    plain = grads((term.predictor(x) - target).pow(2).sum(-1).mean()
+                  + (term.id_predictor(th.cat([x, ids], -1)) - target).pow(2).sum(-1).mean())
+    id_columns = term.id_predictor[0].weight.grad[:, -3:]
+    assert id_columns.abs().sum() > 0
+    for a, b in zip(fused, plain):
+        assert th.allclose(a, b, rtol=1e-4, atol=1e-5)
