@@ -251,7 +251,7 @@ def contrastive_inputs(learner, batch):
 
     _, mask = td_mask(batch)
     with th.no_grad():
-        e = learner.mac.unroll(batch).extras["e"]
+        e = learner.mac.roles.embeddings(learner.mac.unroll(batch).extras["trajectory_hidden"])
     return e[:, :-1], mask
 
 

@@ -35,8 +35,8 @@ class RoleMAC(RecurrentMAC):
         self.role_hidden = self.roles.trajectory.init_hidden(batch_size * self.n_agents)
 
     def unroll(self, batch) -> Unroll:
-        """Whole episodes: q [B, T, N, A] with extras e [B, T, N, E] and z [B, T, N, R]."""
+        """Whole episodes: q [B, T, N, A] with extras z [B, T, N, R] (roles) and trajectory_hidden
+        [B, T, N, E] (f_e's GRU states; `self.roles.embeddings` of them gives the embeddings e)."""
         x = self.trajectory_inputs(batch)
-        e, z = self.roles.unroll(x)
-        q, extras = self.unroll_agent(th.cat([x, z], dim=-1))
-        return Unroll(q, {**extras, "e": e, "z": z})
+        h, z = self.roles.unroll(x)
+        return Unroll(self.agent.unroll_with_roles(x, z), {"trajectory_hidden": h, "z": z})

@@ -70,7 +70,9 @@ class RoleQLearner(HookedQLearner):
     def after_update(self, unrolled, mask):
         interval = self.args.contrastive_interval
         if interval > 0 and self.training_steps % interval == 0:
-            self._contrastive_step(unrolled.extras["e"][:, :-1].detach(), mask)
+            with th.no_grad():
+                e = self.mac.roles.embeddings(unrolled.extras["trajectory_hidden"][:, :-1])  # [B, T-1, N, E]
+            self._contrastive_step(e, mask)
 
     # --- role learning ------------------------------------------------------------------------
     def _cluster(self, groups):

@@ -1,6 +1,7 @@
 """ACORM's role networks: trajectory encoder f_e and role encoder f_r (spec section 1)."""
 import torch as th
 from torch import nn
+from torch.nn import functional as F
 
 from r3dm_epymarl.modules.recurrent import unroll_cell
 
@@ -23,12 +24,16 @@ class TrajectoryEncoder(nn.Module):
         h = self.gru(th.relu(self.fc_in(x)), h)
         return self.fc_out(h), h
 
-    def unroll(self, x: th.Tensor) -> th.Tensor:
-        """x [B, T, N, in] -> e [B, T, N, E], the same maths as `step` over the whole episode."""
+    def unroll_hidden(self, x: th.Tensor) -> th.Tensor:
+        """x [B, T, N, in] -> the GRU states h [B, T, N, E] over the whole episode (e = fc_out(h))."""
         B, T, N, _ = x.shape
         pre = th.relu(self.fc_in(x)).transpose(0, 1).reshape(T, B * N, -1)  # [T, B*N, E]
         hs = unroll_cell(self.gru, pre, self.init_hidden(B * N, x.device))
-        return self.fc_out(hs).reshape(T, B, N, -1).transpose(0, 1)  # [B, T, N, E]
+        return hs.reshape(T, B, N, -1).transpose(0, 1)  # [B, T, N, E]
+
+    def unroll(self, x: th.Tensor) -> th.Tensor:
+        """x [B, T, N, in] -> e [B, T, N, E], the same maths as `step` over the whole episode."""
+        return self.fc_out(self.unroll_hidden(x))
 
 
 class RoleEncoder(nn.Module):
@@ -41,6 +46,17 @@ class RoleEncoder(nn.Module):
 
     def forward(self, e: th.Tensor) -> th.Tensor:
         return th.sigmoid(self.norm(self.fc(e)))
+
+    def after(self, readout: nn.Linear, h: th.Tensor) -> th.Tensor:
+        """f_r(readout(h)) without materialising e = readout(h).
+
+        Two linear maps in a row are one: fc(W_o h + b_o) = (W_f W_o) h + (W_f b_o + b_f). At 128 -> 128
+        -> 64 that is a third of the FLOPs, forward and backward; autograd still trains W_o and W_f,
+        through the small [R, E] product.
+        """
+        weight = self.fc.weight @ readout.weight  # [R, E]
+        bias = self.fc.weight @ readout.bias + self.fc.bias
+        return th.sigmoid(self.norm(F.linear(h, weight, bias)))
 
 
 class RoleNetwork(nn.Module):
@@ -56,6 +72,13 @@ class RoleNetwork(nn.Module):
         return e, self.role(e), h
 
     def unroll(self, x):
-        """x [B, T, N, in] -> (e [B, T, N, E], z [B, T, N, R])."""
-        e = self.trajectory.unroll(x)
-        return e, self.role(e)
+        """x [B, T, N, in] -> (h [B, T, N, E], z [B, T, N, R]): f_e's GRU states and the roles.
+
+        A learner update needs only z; the embeddings e = `embeddings(h)` are computed when asked
+        (the contrastive step, one update in `contrastive_interval`)."""
+        h = self.trajectory.unroll_hidden(x)
+        return h, self.role.after(self.trajectory.fc_out, h)
+
+    def embeddings(self, h: th.Tensor) -> th.Tensor:
+        """f_e's GRU states [..., E] -> e [..., E]."""
+        return self.trajectory.fc_out(h)

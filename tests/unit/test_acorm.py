@@ -32,7 +32,9 @@ def reached(module) -> bool:
 def test_role_network_unroll_matches_step_by_step():
     net = RoleNetwork(input_dim=7, embed_dim=16, role_dim=8)
     x = th.randn(2, 5, 3, 7)  # [B, T, N, in]
-    e, z = net.unroll(x)
+    h, z = net.unroll(x)
+    e = net.embeddings(h)
+    assert th.allclose(net.role(e), z, atol=1e-6), "the composed f_r(fc_out(h)) is f_r(e)"
     assert e.shape == (2, 5, 3, 16) and z.shape == (2, 5, 3, 8)
     assert ((z > 0) & (z < 1)).all()
     h = net.trajectory.init_hidden(6)
@@ -47,7 +49,8 @@ def test_mac_training_unroll_matches_acting():
     learner, _ = build_learner(batch)
     mac = learner.mac
     unrolled = mac.unroll(batch)
-    q, e, z = unrolled.q, unrolled.extras["e"], unrolled.extras["z"]
+    q, z = unrolled.q, unrolled.extras["z"]
+    e = mac.roles.embeddings(unrolled.extras["trajectory_hidden"])
     assert q.shape == (4, 10, 3, 5) and e.shape == (4, 10, 3, 16) and z.shape == (4, 10, 3, 8)
     mac.init_hidden(batch.batch_size)
     for t in range(batch.max_seq_length):

@@ -23,24 +23,37 @@ class RoleRNNAgent(nn.Module):
         h = self.rnn(th.relu(self.fc1(inputs)), hidden_state.reshape(-1, self.hidden_dim))
         return self.fc2(h), h
 
+    def _recur(self, pre: th.Tensor) -> th.Tensor:
+        """pre [T, S, H] (fc1 outputs before the ReLU) of S streams -> q [T, S, A]."""
+        h0 = self.init_hidden().expand(pre.shape[1], -1).contiguous()
+        return self.fc2(unroll_cell(self.rnn, th.relu(pre), h0))
+
+    def _input_parts(self, x: th.Tensor, z: th.Tensor):
+        """fc1 is linear in [x, z]: (x @ W_x^T, z @ W_z^T + b), so no [x, z] copy is made and the
+        backward computes no gradient for x (observations need none)."""
+        w_x, w_z = self.fc1.weight.split([x.shape[-1], z.shape[-1]], dim=1)
+        return x @ w_x.T, th.addmm(self.fc1.bias, z.reshape(-1, z.shape[-1]), w_z.T).view(*z.shape[:-1], -1)
+
     def unroll(self, inputs: th.Tensor):
         """inputs [S, T, in] for S independent streams -> (q [S, T, A], {}), one GRU pass over T."""
-        S, T, _ = inputs.shape
-        pre = th.relu(self.fc1(inputs)).transpose(0, 1)  # [T, S, H]
-        hs = unroll_cell(self.rnn, pre, self.init_hidden().expand(S, -1).contiguous())
-        return self.fc2(hs).transpose(0, 1), {}  # [S, T, A]
+        return self._recur(self.fc1(inputs).transpose(0, 1)).transpose(0, 1), {}
+
+    def unroll_with_roles(self, x: th.Tensor, z: th.Tensor) -> th.Tensor:
+        """Q_i(tau_i, z_i): x [B, T, N, in-R] (agent inputs without the role), z [B, T, N, R] -> q [B, T, N, A].
+        The same maths as `unroll` on [x, z]."""
+        B, T, N, _ = x.shape
+        px, pz = self._input_parts(x, z)
+        pre = (px + pz).transpose(0, 1).reshape(T, B * N, -1)  # [T, B*N, H]
+        return self._recur(pre).reshape(T, B, N, -1).transpose(0, 1)  # [B, T, N, A]
 
     def unroll_role_swapped(self, x: th.Tensor, z: th.Tensor) -> th.Tensor:
         """Q_i(tau_i, z_j) for every pair: x [B, T, N, in-R] (agent inputs without the role),
         z [B, T, N, R] -> q [B, T, N_i, N_j, A].
 
-        One batched unroll of B*N*N streams. fc1 is linear in [x, z], so fc1 is split into its x
-        and z blocks and applied once per agent and once per role; only the sums are N*N-sized.
+        One batched unroll of B*N*N streams. fc1 is split into its x and z blocks and applied once per
+        agent and once per role; only the sums are N*N-sized.
         """
         B, T, N, _ = x.shape
-        w_x, w_z = self.fc1.weight.split([x.shape[-1], z.shape[-1]], dim=1)
-        pre = (x @ w_x.T).unsqueeze(3) + (z @ w_z.T).unsqueeze(2) + self.fc1.bias  # [B, T, N_i, N_j, H]
-        pre = th.relu(pre).permute(1, 0, 2, 3, 4).reshape(T, B * N * N, -1)  # [T, B*N*N, H]
-        hs = unroll_cell(self.rnn, pre, self.init_hidden().expand(B * N * N, -1).contiguous())
-        return self.fc2(hs).reshape(T, B, N, N, -1).transpose(0, 1)  # [B, T, N_i, N_j, A]
-
+        px, pz = self._input_parts(x, z)
+        pre = (px.unsqueeze(3) + pz.unsqueeze(2)).permute(1, 0, 2, 3, 4).reshape(T, B * N * N, -1)  # [T, B*N*N, H]
+        return self._recur(pre).reshape(T, B, N, N, -1).transpose(0, 1)  # [B, T, N_i, N_j, A]
