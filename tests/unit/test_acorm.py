@@ -80,6 +80,34 @@ def test_attention_mixer_shape_monotonic_and_causal():
     assert not th.allclose(mixer(qs, batch["state"][:, :9], roles_changed), out), "roles must matter"
 
 
+def test_attention_mixer_equals_its_declared_modules_applied_one_by_one():
+    """The mixer fuses matmuls (k and v; the four layers reading u); the value must be the plain one."""
+    import torch.nn.functional as F
+
+    batch = make_batch()
+    args = acorm_args(batch)
+    mixer = AttentionQMixer(args)
+    qs, states, roles = th.randn(4, 9, 3), batch["state"][:, :9], th.rand(4, 9, 3, args.role_embed_dim)
+    B, T, N = qs.shape
+    fs = th.relu(mixer.state_fc(states))
+    h = fs.new_zeros(B, N * mixer.query_dim)
+    hs = []
+    for t in range(T):
+        h = mixer.state_gru(fs[:, t], h)
+        hs.append(h)
+    queries = th.stack(hs, 1).reshape(B * T, N, -1)
+    att = mixer.attention
+    split = lambda x: x.reshape(B * T, N, att.heads, -1).transpose(1, 2)  # noqa: E731
+    keys, values = roles.reshape(B * T, N, -1), roles.reshape(B * T, N, -1)
+    a = F.softmax(split(att.q(queries)) @ split(att.k(keys)).transpose(-1, -2) / (att.q.out_features // att.heads) ** 0.5, -1)
+    a = att.out((a @ split(att.v(values))).transpose(1, 2).reshape(B * T, N, -1))
+    u = th.cat([fs.reshape(B * T, -1), a.reshape(B * T, -1)], -1)
+    w1 = mixer.hyper_w1(u).abs().view(B * T, N, -1)
+    hidden = F.elu(th.bmm(qs.reshape(B * T, 1, N), w1) + mixer.hyper_b1(u).view(B * T, 1, -1))
+    expected = th.bmm(hidden, mixer.hyper_w2(u).abs().view(B * T, -1, 1)) + mixer.value(u).view(B * T, 1, 1)
+    assert th.allclose(mixer(qs, states, roles), expected.view(B, T, 1), atol=1e-5)
+
+
 # --- contrastive loss ---------------------------------------------------------------------------
 
 def test_contrastive_loss_matches_the_definition_on_a_tiny_case():

@@ -26,8 +26,9 @@ class RoleAttention(nn.Module):
         """queries [M, N, Dq], roles [M, N, R] -> [M, N, out]."""
         M, N, _ = queries.shape
         split = lambda x: x.reshape(M, N, self.heads, -1).transpose(1, 2)  # [M, heads, N, d]
-        att = F.scaled_dot_product_attention(split(self.q(queries)), split(self.k(roles)), split(self.v(roles)))
-        return self.out(att.transpose(1, 2).reshape(M, N, -1))
+        keys, values = F.linear(roles, th.cat([self.k.weight, self.v.weight])).chunk(2, dim=-1)  # one matmul
+        att = F.scaled_dot_product_attention(split(self.q(queries)), split(keys), split(values))
+        return self.out(att.transpose(1, 2).reshape(M * N, -1)).view(M, N, -1)
 
 
 class AttentionQMixer(nn.Module):
@@ -67,9 +68,15 @@ class AttentionQMixer(nn.Module):
         h = unroll_cell(self.state_gru, fs.transpose(0, 1), h0).transpose(0, 1)  # [B, T, N*Dq]
         att = self.attention(h.reshape(B * T, N, self.query_dim), roles.reshape(B * T, N, -1))  # [B*T, N, out]
         u = th.cat([fs.reshape(B * T, -1), att.reshape(B * T, -1)], dim=-1)  # [B*T, hyper_in]
-        w1 = self.hyper_w1(u).abs().view(B * T, N, self.embed)
-        b1 = self.hyper_b1(u).view(B * T, 1, self.embed)
-        hidden = F.elu(th.bmm(agent_qs.reshape(B * T, 1, N), w1) + b1)  # [B*T, 1, embed]
-        w2 = self.hyper_w2(u).abs().view(B * T, self.embed, 1)
-        q_tot = th.bmm(hidden, w2) + self.value(u).view(B * T, 1, 1)
+        w1_hidden, b1, w2_hidden, value_hidden = self._first_layers(u)
+        w1 = self.hyper_w1[2](th.relu(w1_hidden)).abs().view(B * T, N, self.embed)
+        hidden = F.elu(th.bmm(agent_qs.reshape(B * T, 1, N), w1) + b1.view(B * T, 1, self.embed))  # [B*T, 1, embed]
+        w2 = self.hyper_w2[2](th.relu(w2_hidden)).abs().view(B * T, self.embed, 1)
+        q_tot = th.bmm(hidden, w2) + self.value[2](th.relu(value_hidden)).view(B * T, 1, 1)
         return q_tot.view(B, T, 1)
+
+    def _first_layers(self, u: th.Tensor):
+        """The four layers that read u (hyper_w1[0], hyper_b1, hyper_w2[0], value[0]) as one matmul."""
+        layers = [self.hyper_w1[0], self.hyper_b1, self.hyper_w2[0], self.value[0]]
+        out = F.linear(u, th.cat([layer.weight for layer in layers]), th.cat([layer.bias for layer in layers]))
+        return out.split([layer.out_features for layer in layers], dim=-1)
