@@ -14,6 +14,21 @@ import torch as th
 from torch import nn
 
 
+def action_softmax(x: th.Tensor) -> th.Tensor:
+    """softmax over the last dim (actions), for rewards computed without gradient.
+
+    th.softmax has no vectorised CPU path for a last dim that is not a multiple of the vector width
+    (SMAC's 15 actions): it was 4x slower than this on [32, 76, 8, 8, 15] here."""
+    e = (x - x.amax(-1, keepdim=True)).exp_()
+    return e.div_(e.sum(-1, keepdim=True))
+
+
+def action_log_softmax(x: th.Tensor) -> th.Tensor:
+    """log of `action_softmax`, over the last dim."""
+    shifted = x - x.amax(-1, keepdim=True)
+    return shifted.sub_(shifted.exp().sum(-1, keepdim=True).log_())
+
+
 @dataclass
 class UpdateContext:
     """What a term may read during one learner update; tensors are shared, never recomputed."""

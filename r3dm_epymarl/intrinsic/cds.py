@@ -11,7 +11,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
 from r3dm_epymarl.modules.optim import adam
 
 
@@ -65,8 +65,8 @@ class CDSReward(IntrinsicTerm):
         mi = beta1 * log_q - log_p
         unavailable = ctx.batch["avail_actions"][:, :-1] == 0  # [B, T-1, N, A]
         q = ctx.q[:, :-1].detach().masked_fill(unavailable, -1e9)  # [B, T-1, N, A]
-        log_pi = th.log_softmax(beta1 * q, dim=-1)
-        log_pi_bar = th.softmax(q, dim=-1).mean(2, keepdim=True).clamp_min(1e-12).log()  # [B, T-1, 1, A]
+        log_pi = action_log_softmax(beta1 * q)
+        log_pi_bar = action_softmax(q).mean(2, keepdim=True).clamp_min(1e-12).log()  # [B, T-1, 1, A]
         kl = (log_pi.exp() * (log_pi - log_pi_bar)).masked_fill(unavailable, 0).sum(-1)  # [B, T-1, N]
         self.reward_parts = {"r_int_cds_mi": mi.mean(-1, keepdim=True) * ctx.mask,
                              "r_int_cds_kl": beta2 * kl.mean(-1, keepdim=True) * ctx.mask}

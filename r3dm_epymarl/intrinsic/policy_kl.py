@@ -8,7 +8,7 @@ the published presets' value on most maps, this is the formula as written).
 """
 import torch as th
 
-from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
 
 
 class PolicyKLReward(IntrinsicTerm):
@@ -20,8 +20,8 @@ class PolicyKLReward(IntrinsicTerm):
         beta1 = self.args.r3dm_beta1
         unavailable = batch["avail_actions"] == 0  # [B, T, N, A]
         q_swapped = mac.agent.unroll_role_swapped(mac.trajectory_inputs(batch), ctx.z.detach())  # [B,T,Ni,Nj,A]
-        log_pi = th.log_softmax((beta1 * ctx.q.detach()).masked_fill(unavailable, -1e9), dim=-1)  # [B,T,N,A]
-        pi_swapped = th.softmax((beta1 * q_swapped).masked_fill(unavailable.unsqueeze(3), -1e9), dim=-1)
+        log_pi = action_log_softmax((beta1 * ctx.q.detach()).masked_fill(unavailable, -1e9))  # [B,T,N,A]
+        pi_swapped = action_softmax((beta1 * q_swapped).masked_fill(unavailable.unsqueeze(3), -1e9))
         log_pi_bar = pi_swapped.mean(dim=3).clamp_min(1e-12).log()  # [B, T, N, A]
         kl = (log_pi.exp() * (log_pi - log_pi_bar)).masked_fill(unavailable, 0).sum(-1)  # [B, T, N]
         return self.args.r3dm_beta2 * kl.mean(-1, keepdim=True)[:, :-1] * ctx.mask  # [B, T-1, 1]

@@ -159,3 +159,13 @@ def test_presets_apply_for_the_map_and_the_command_line_wins():
     assert "intrinsic_alpha=0.2" in argv and "r3dm_beta1=2.0" in argv and "intrinsic_alpha=0.05" not in argv
     assert with_presets(["x"], {"name": "r3dm", "env_args": {"map_name": "nowhere"}}) == (["x"], {})
     assert with_presets(["x"], {"name": "acorm", "env_args": {"map_name": "5m_vs_6m"}}) == (["x"], {})
+
+
+def test_action_softmaxes_equal_torch_with_masked_actions():
+    from r3dm_epymarl.intrinsic.base import action_log_softmax, action_softmax
+
+    x = th.randn(4, 6, 3, 15) * 5
+    x[..., 3:7] = -1e9  # masked actions, as the terms mask them
+    assert th.allclose(action_softmax(x.clone()), th.softmax(x, -1), atol=1e-6)
+    assert th.allclose(action_log_softmax(x.clone())[..., 7:], th.log_softmax(x, -1)[..., 7:], atol=1e-5)
+    assert (action_softmax(x)[..., 3:7] == 0).all()
