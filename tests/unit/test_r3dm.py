@@ -37,8 +37,11 @@ def test_role_swap_batched_equals_naive_pair_loop():
     fast = mac.agent.unroll_role_swapped(x, z)  # [B, T, Ni, Nj, A]
     for i in range(3):
         for j in range(3):
-            naive, _ = mac.agent.unroll(th.cat([x[:, :, i], z[:, :, j]], dim=-1))  # [B, T, A]
-            assert th.allclose(fast[:, :, i, j], naive, atol=1e-5), (i, j)
+            h, naive = mac.agent.init_hidden().expand(2, -1), []
+            for t in range(6):  # the acting path, one step at a time, on [x_i, z_j]
+                q_t, h = mac.agent(th.cat([x[:, t, i], z[:, t, j]], dim=-1), h)
+                naive.append(q_t)
+            assert th.allclose(fast[:, :, i, j], th.stack(naive, 1), atol=1e-5), (i, j)
     assert th.allclose(th.diagonal(fast, dim1=2, dim2=3).permute(0, 1, 3, 2), q, atol=1e-5)
 
 

@@ -1,12 +1,14 @@
 """The role-conditioned agent: Q_i(tau_i, z_i) from [o_t, a_{t-1}, z_t]; no agent id, the role replaces it."""
 import torch as th
 from torch import nn
+from torch.nn import functional as F
 
 from r3dm_epymarl.modules.recurrent import unroll_cell
 
 
 class RoleRNNAgent(nn.Module):
-    """Linear(in, 64) -> ReLU -> GRUCell(64) -> Linear(64, A). Host agent interface plus `unroll`."""
+    """Linear(in, 64) -> ReLU -> GRUCell(64) -> Linear(64, A). The host's agent interface (`forward`, one
+    step while acting) plus whole-episode unrolls for training (`unroll_with_roles`, `unroll_role_swapped`)."""
 
     def __init__(self, input_shape: int, args):
         super().__init__()
@@ -32,15 +34,11 @@ class RoleRNNAgent(nn.Module):
         """fc1 is linear in [x, z]: (x @ W_x^T, z @ W_z^T + b), so no [x, z] copy is made and the
         backward computes no gradient for x (observations need none)."""
         w_x, w_z = self.fc1.weight.split([x.shape[-1], z.shape[-1]], dim=1)
-        return x @ w_x.T, th.addmm(self.fc1.bias, z.reshape(-1, z.shape[-1]), w_z.T).view(*z.shape[:-1], -1)
-
-    def unroll(self, inputs: th.Tensor):
-        """inputs [S, T, in] for S independent streams -> (q [S, T, A], {}), one GRU pass over T."""
-        return self._recur(self.fc1(inputs).transpose(0, 1)).transpose(0, 1), {}
+        return F.linear(x, w_x), F.linear(z, w_z, self.fc1.bias)
 
     def unroll_with_roles(self, x: th.Tensor, z: th.Tensor) -> th.Tensor:
         """Q_i(tau_i, z_i): x [B, T, N, in-R] (agent inputs without the role), z [B, T, N, R] -> q [B, T, N, A].
-        The same maths as `unroll` on [x, z]."""
+        The same maths as `forward` on [x, z] step by step."""
         B, T, N, _ = x.shape
         px, pz = self._input_parts(x, z)
         pre = (px + pz).transpose(0, 1).reshape(T, B * N, -1)  # [T, B*N, H]
@@ -55,5 +53,6 @@ class RoleRNNAgent(nn.Module):
         """
         B, T, N, _ = x.shape
         px, pz = self._input_parts(x, z)
-        pre = (px.unsqueeze(3) + pz.unsqueeze(2)).permute(1, 0, 2, 3, 4).reshape(T, B * N * N, -1)  # [T, B*N*N, H]
+        pre = (px.unsqueeze(3) + pz.unsqueeze(2)).permute(1, 0, 2, 3, 4)  # [T, B, N_i, N_j, H]
+        pre = pre.reshape(T, B * N * N, -1)
         return self._recur(pre).reshape(T, B, N, N, -1).transpose(0, 1)  # [B, T, N_i, N_j, A]
