@@ -130,10 +130,16 @@ def _unflatten(config: dict) -> dict:
 
 # --- statistics ----------------------------------------------------------------------------------------
 
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% Student-t interval (nan for fewer than two values)."""
+def ci_half_width(sd, n: int):
+    """Half-width of the 95% Student-t interval of a mean of n >= 2 values with sample std `sd`
+    (a float, or an array of them)."""
     from scipy import stats
 
+    return float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (nan for fewer than two values)."""
     n = len(values)
     if n == 0:
         return math.nan, math.nan
@@ -141,7 +147,7 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     if n < 2:
         return mean, math.nan
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, ci_half_width(sd, n)
 
 
 def final_value(steps: list[float], values: list[float], horizon: float | None) -> float:
@@ -278,14 +284,13 @@ def write_csv(rows: list[Row], path: Path) -> None:
 def mean_curve(curves: list[tuple[list[float], list[float]]]):
     """Seeds resampled on the steps they all cover: grid [G], mean [G], 95% CI half-width [G]."""
     import numpy as np
-    from scipy import stats
 
     end = min(s[-1] for s, _ in curves)
     grid = np.unique(np.concatenate([np.asarray(s, dtype=float) for s, _ in curves]))
     grid = grid[grid <= end]
     ys = np.stack([np.interp(grid, s, v) for s, v in curves])  # [seeds, G]
     n = len(curves)
-    half = (stats.t.ppf(0.975, n - 1) * ys.std(axis=0, ddof=1) / np.sqrt(n)) if n > 1 else np.zeros(len(grid))
+    half = ci_half_width(ys.std(axis=0, ddof=1), n) if n > 1 else np.zeros(len(grid))
     return grid, ys.mean(axis=0), half
 
 

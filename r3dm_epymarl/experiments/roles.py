@@ -33,6 +33,7 @@ ROLLOUT_KEYS = ("checkpoint_path", "load_step", "evaluate", "test_nepisode", "sa
                 "save_replay", "render", "runner", "batch_size_run", "use_tensorboard", "use_wandb", "seed")
 # PyMARLzoo+ names its Sacred experiment "pymarlzooplus", upstream EPyMARL "pymarl".
 EPYMARL_EXPERIMENT = "pymarl"
+TOKEN_WINDOW_S = 300  # the most seconds between a run's start and the time in its model folder's name
 
 
 def add_arguments(parser) -> None:
@@ -139,6 +140,15 @@ def _token_prefix(config: dict) -> str:
     return f"{config.get('name')}_seed{config.get('seed')}_{map_name(config)}_"
 
 
+def _token_gap(token: Path, config: dict, run_info: dict) -> float | None:
+    """Seconds between the run's start and the time in the model folder's name (None: either unknown).
+    A run names its folder when it starts, so a gap under TOKEN_WINDOW_S ties the two together."""
+    prefix = _token_prefix(config)
+    start = _local_start(run_info)
+    saved = _token_time(token, prefix) if token.name.startswith(prefix) else None
+    return None if start is None or saved is None else abs((saved - start).total_seconds())
+
+
 def _model_roots(run_dir: Path, config: dict, run_info: dict) -> list[Path]:
     """Where a run's `results/models/<token>/` folders can be (EPyMARL's `local_results_path` is relative
     to the working directory of the training process, which Sacred does not record)."""
@@ -164,7 +174,7 @@ def _model_roots(run_dir: Path, config: dict, run_info: dict) -> list[Path]:
 
 def _token_of_run(run_dir: Path, config: dict, run_info: dict) -> Path | None:
     """The EPyMARL-style model folder this run saved into: named in its log, else the one whose
-    timestamp is closest after the run's start (within a few minutes)."""
+    timestamp is closest to the run's start (within TOKEN_WINDOW_S)."""
     prefix = _token_prefix(config)
     tokens = [p for root in _model_roots(run_dir, config, run_info) if root.is_dir()
               for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix) and _step_dirs(p)]
@@ -176,12 +186,8 @@ def _token_of_run(run_dir: Path, config: dict, run_info: dict) -> Path | None:
         named = [p for p in tokens if _squeeze(p.name) in squeezed]
         if named:
             return named[0]
-    start = _local_start(run_info)
-    if start is None:
-        return None
-    timed = [(abs((t - start).total_seconds()), p) for p in tokens if (t := _token_time(p, prefix)) is not None]
-    timed = [(gap, p) for gap, p in timed if gap < 300]
-    return min(timed)[1] if timed else None
+    gaps = [(gap, p) for p in tokens if (gap := _token_gap(p, config, run_info)) is not None and gap < TOKEN_WINDOW_S]
+    return min(gaps)[1] if gaps else None
 
 
 def _checkpoints_of_run(run_dir: Path, config: dict, run_info: dict) -> dict[int, Path]:
@@ -204,10 +210,8 @@ def _run_of_checkpoint(root: Path) -> Path | None:
             log = run_dir / "cout.txt"
             if log.is_file() and squeezed_token in _squeeze(log.read_text(errors="replace")):
                 return run_dir
-            info = _read_json(run_dir / "run.json")
-            prefix = _token_prefix(_read_json(config))
-            start, saved = _local_start(info), _token_time(root, prefix) if root.name.startswith(prefix) else None
-            if start is not None and saved is not None and abs((saved - start).total_seconds()) < 300:
+            gap = _token_gap(root, _read_json(config), _read_json(run_dir / "run.json"))
+            if gap is not None and gap < TOKEN_WINDOW_S:
                 return run_dir
     return None
 
