@@ -250,8 +250,8 @@ def contrastive_inputs(learner, batch):
     from r3dm_epymarl.learners.q_learner import td_mask
 
     _, mask = td_mask(batch)
-    with th.no_grad():
-        e = learner.mac.roles.embeddings(learner.mac.unroll(batch).extras["trajectory_hidden"])
+    with th.no_grad():  # the embeddings e alone (f_e), as the learner's pre-training computes them
+        e = learner.mac.roles.trajectory.unroll(learner.mac.trajectory_inputs(batch))
     return e[:, :-1], mask
 
 

@@ -1,7 +1,7 @@
 """MongoDB logging through a real host run, against a real MongoDB wire-protocol server over a socket."""
 import pytest
 
-from tests.conftest import cli, free_port, metrics, run_ok, sacred_runs, zoo_train
+from tests.conftest import LBF_KEY, cli, free_port, metrics, run_ok, sacred_runs, zoo_train
 
 pymongo = pytest.importorskip("pymongo")
 gridfs = pytest.importorskip("gridfs")
@@ -55,7 +55,7 @@ def test_two_result_folders_share_one_database(zoo_available, db, tmp_path):
 def test_mongo_down_says_so_once_and_keeps_the_file_logs(zoo_available, tmp_path):
     url = f"mongodb://127.0.0.1:{free_port()}/nobody_listens"
     proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path), "--config=r3dm_qmix",
-               "--env-config=gymma", "with", "env_args.key=lbforaging:Foraging-8x8-3p-3f-v3",
+               "--env-config=gymma", "with", f"env_args.key={LBF_KEY}",
                "env_args.time_limit=25", "t_max=200", "batch_size=4", "buffer_size=16", "test_interval=100",
                "test_nepisode=2", "log_interval=100", "runner_log_interval=100", f"mongo_url={url}")
     run_ok(proc)

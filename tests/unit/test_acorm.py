@@ -98,8 +98,9 @@ def test_attention_mixer_equals_its_declared_modules_applied_one_by_one():
     queries = th.stack(hs, 1).reshape(B * T, N, -1)
     att = mixer.attention
     split = lambda x: x.reshape(B * T, N, att.heads, -1).transpose(1, 2)  # noqa: E731
-    keys, values = roles.reshape(B * T, N, -1), roles.reshape(B * T, N, -1)
-    a = F.softmax(split(att.q(queries)) @ split(att.k(keys)).transpose(-1, -2) / (att.q.out_features // att.heads) ** 0.5, -1)
+    keys = values = roles.reshape(B * T, N, -1)
+    scale = (att.q.out_features // att.heads) ** -0.5
+    a = F.softmax(split(att.q(queries)) @ split(att.k(keys)).transpose(-1, -2) * scale, -1)
     a = att.out((a @ split(att.v(values))).transpose(1, 2).reshape(B * T, N, -1))
     u = th.cat([fs.reshape(B * T, -1), a.reshape(B * T, -1)], -1)
     w1 = mixer.hyper_w1(u).abs().view(B * T, N, -1)
