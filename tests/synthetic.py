@@ -53,7 +53,7 @@ def acorm_args(batch: FakeBatch, algorithm="acorm", **overrides) -> SimpleNamesp
     config.update(
         n_agents=batch["obs"].shape[2], n_actions=batch["avail_actions"].shape[-1],
         state_shape=batch["state"].shape[-1], seed=1, learner_log_interval=0, use_cuda=False,
-        pretrain_encoder_steps=2, pretrain_contrastive_steps=2, contrastive_interval=1,
+        pretrain_encoder_steps=0, pretrain_contrastive_steps=0, contrastive_interval=1,
         traj_embed_dim=16, role_embed_dim=8, hidden_dim=16, att_embed_dim=16, att_out_dim=8,
         mixing_embed_dim=8, hypernet_embed=16,
     )

@@ -45,6 +45,10 @@ class RecurrentMAC:
         """Every network this controller owns, by name (saved as <name>.th)."""
         return {"agent": self.agent}
 
+    def target_networks(self) -> dict:
+        """The networks a target copy of this controller uses (updated and saved as target_<name>)."""
+        return self.networks()
+
     # --- acting -------------------------------------------------------------------------------
     def select_actions(self, ep_batch, t_ep, t_env, bs=slice(None), test_mode=False):
         avail_actions = ep_batch["avail_actions"][:, t_ep]
@@ -78,6 +82,10 @@ class RecurrentMAC:
     def unroll(self, batch) -> Unroll:
         q, extras = self.unroll_agent(self.trajectory_inputs(batch))
         return Unroll(q, extras)
+
+    def unroll_target(self, batch, online: Unroll) -> Unroll:
+        """The unroll of this controller used as a TD target, given the online controller's unroll."""
+        return self.unroll(batch)
 
     # --- host plumbing ------------------------------------------------------------------------
     def parameters(self):

@@ -21,6 +21,10 @@ class RoleMAC(RecurrentMAC):
     def networks(self) -> dict:
         return {"agent": self.agent, "roles": self.roles}
 
+    def target_networks(self) -> dict:
+        # Published ACORM/R3DM: f_e and f_r have no target copy; the target agent reads the online roles.
+        return {"agent": self.agent}
+
     def forward(self, ep_batch, t, test_mode=False):
         x = self.step_inputs(ep_batch, t)
         e, z, self.role_hidden = self.roles.step(x, self.role_hidden)
@@ -40,3 +44,8 @@ class RoleMAC(RecurrentMAC):
         x = self.trajectory_inputs(batch)
         h, z = self.roles.unroll(x)
         return Unroll(self.agent.unroll_with_roles(x, z), {"trajectory_hidden": h, "z": z})
+
+    def unroll_target(self, batch, online: Unroll) -> Unroll:
+        """Target Q from this (target) agent with the ONLINE roles z of `online` (no gradient)."""
+        z = online.extras["z"].detach()
+        return Unroll(self.agent.unroll_with_roles(self.trajectory_inputs(batch), z), {"z": z})

@@ -60,7 +60,13 @@ class IntrinsicTerm(nn.Module):
         raise NotImplementedError
 
     def update(self, ctx: UpdateContext) -> dict[str, float]:
-        """Train this term's own parameters once per learner update; return its named losses."""
+        """Train this term's own parameters once per learner update (before `reward` is computed);
+        return its named losses."""
+        return {}
+
+    def pretrain_update(self, ctx: UpdateContext, hard_target: bool) -> dict[str, float]:
+        """One step during the learner's role pre-training (ctx.q is None then); hard_target: the phase
+        whose targets are hard copies (f_e pre-training) rather than EMA (contrastive pre-training)."""
         return {}
 
     # Optimisers live inside the term; their state travels with `state_dict()` through these hooks,

@@ -1,10 +1,12 @@
 """R3DM's policy-diversity reward (spec 2a): how much agent i's policy depends on its own role.
 
-pi_i = softmax(beta1 * Q_i(tau_i, z_i)); pi_bar_i = (1/N) sum_j softmax(beta1 * Q_i(tau_i, z_j)) with
+pi_i = softmax(beta1 * Q_i(tau_i, z_i)); pi_bar_i = (1/N) sum_j softmax(Q_i(tau_i, z_j)) with
 agent i's Q re-evaluated under each teammate's role sequence; r_pol = beta2 * mean_i KL(pi_i || pi_bar_i).
-Unavailable actions are masked out of both softmaxes (a dead agent's single action gives KL 0).
-beta1 scales both policies, so the reward is exactly 0 when all roles are equal (with beta1 = 1,
-the published presets' value on most maps, this is the formula as written).
+beta1 is a temperature on the agent's OWN policy only, as in the published code, so with beta1 != 1
+(6 of the 12 published presets) the term is not 0 even when all roles are equal: it then also
+rewards a sharper (beta1 > 1) or flatter (beta1 < 1) own policy than the role-averaged one.
+Unavailable actions are masked out of both softmaxes (the published code does not mask them; their
+Q-values are never trained, so they would add noise: see docs/FIDELITY.md).
 """
 import torch as th
 
@@ -21,7 +23,7 @@ class PolicyKLReward(IntrinsicTerm):
         unavailable = batch["avail_actions"] == 0  # [B, T, N, A]
         q_swapped = mac.agent.unroll_role_swapped(mac.trajectory_inputs(batch), ctx.z.detach())  # [B,T,Ni,Nj,A]
         log_pi = action_log_softmax((beta1 * ctx.q.detach()).masked_fill(unavailable, -1e9))  # [B,T,N,A]
-        pi_swapped = action_softmax((beta1 * q_swapped).masked_fill(unavailable.unsqueeze(3), -1e9))
+        pi_swapped = action_softmax(q_swapped.masked_fill(unavailable.unsqueeze(3), -1e9))  # no beta1 here
         log_pi_bar = pi_swapped.mean(dim=3).clamp_min(1e-12).log()  # [B, T, N, A]
         kl = (log_pi.exp() * (log_pi - log_pi_bar)).masked_fill(unavailable, 0).sum(-1)  # [B, T, N]
         return self.args.r3dm_beta2 * kl.mean(-1, keepdim=True)[:, :-1] * ctx.mask  # [B, T-1, 1]

@@ -2,15 +2,18 @@
 
 Two RSSMs, each shared across agents (B * N streams, no agent id):
     p(o_{t+1} | tau_t, a_t)        role-agnostic (`model`)
-    q(o_{t+1} | tau_t, z_t, a_t)   role-conditioned (`role_model`; z_{t-1} enters the sequence model,
-                                   z_t the decoder)
-Both are trained once per learner update; EMA target copies compute the reward
+    q(o_{t+1} | tau_t, z_t, a_t)   role-conditioned (`role_model`; z_t enters the sequence model that
+                                   steps to t+1 AND the decoder of o_{t+1}, i.e. o_t is decoded with
+                                   z_{t-1}: z_t is computed from o_t and must not see its own target)
+Both are trained once per learner update (before the reward, as published); their EMA target copies
+compute the reward
 
     r_obs_t = mean_i 1/K_t sum_j [ ||o_hat_j - symlog o_{t+j}||^2 - beta1 ||o_hat_role_j - symlog o_{t+j}||^2 ]
     r_lat_t = mean_i beta3/K_t sum_j [ -log p_prior(s_hat_j) + beta1 log p_prior_role(s_hat_role_j) ]
 
-with k-step open-loop imagination from the filtered (posterior-mode) state at t using the logged
-actions, prior modes for the imagined latents, and K_t = min(k, steps left in the episode).
+with k-step open-loop imagination from the filtered state at t using the logged actions and
+K_t = min(k, steps left in the episode). As in the published code the latents are SAMPLED while
+filtering and imagining (a stochastic reward); `wm_reward_sample: False` uses modes instead.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from torch.nn import functional as F
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
 from r3dm_epymarl.modules.optim import adam
-from r3dm_epymarl.world_model.distributions import mode_log_prob, symlog
+from r3dm_epymarl.world_model.distributions import one_hot_log_prob, symlog
 from r3dm_epymarl.world_model.rssm import RSSM, imagine_many, loss_many, observe_many
 
 LOSS_NAMES = ("recon", "dyn", "rep")
@@ -65,6 +68,7 @@ class WorldModelReward(IntrinsicTerm):
             raise ConfigError(f"config key 'wm_horizon' is {self.horizon}; it must be an integer >= 1")
         self.grad_clip = float(cfg("wm_grad_clip", 1000.0))
         self.tau = float(cfg("wm_target_tau", 0.005))
+        self.reward_sample = bool(cfg("wm_reward_sample", True))
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"config key 'wm_target_tau' is {self.tau}; it must be in (0, 1]")
         kwargs = dict(
@@ -116,6 +120,15 @@ class WorldModelReward(IntrinsicTerm):
 
         One backward of the sum of both losses gives each model exactly the gradient of its own loss
         (disjoint parameters); each model then clips its own gradient and takes its own step."""
+        losses = self._train_step(ctx)
+        # Published: one EMA step inside world-model training and one more after it, i.e. the targets
+        # follow at about twice the nominal rate (1 - (1 - tau)^2); kept as published.
+        self._update_targets()
+        self._update_targets()
+        return losses
+
+    def _train_step(self, ctx: UpdateContext) -> dict[str, float]:
+        """One Adam step on each model (no target update); the loss parts as floats."""
         agnostic, role = self._fused_losses(ctx)
         self.optimiser.zero_grad(set_to_none=True)
         self.role_optimiser.zero_grad(set_to_none=True)
@@ -126,10 +139,20 @@ class WorldModelReward(IntrinsicTerm):
             th.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
             optimiser.step()
             logged += [loss[name].detach() for name in LOSS_NAMES]
-        self._update_targets()
         values = th.stack(logged).tolist()  # one device sync
         names = [f"loss_wm_{n}" for n in LOSS_NAMES] + [f"loss_wm_role_{n}" for n in LOSS_NAMES]
         return dict(zip(names, values))
+
+    def pretrain_update(self, ctx: UpdateContext, hard_target: bool) -> dict[str, float]:
+        """One pre-training step (published: during f_e pre-training the targets are hard copies,
+        during contrastive pre-training they take one EMA step)."""
+        losses = self._train_step(ctx)
+        if hard_target:
+            self.target_model.load_state_dict(self.model.state_dict())
+            self.target_role_model.load_state_dict(self.role_model.state_dict())
+        else:
+            self._update_targets()
+        return losses
 
     @th.no_grad()
     def _update_targets(self):
@@ -138,25 +161,28 @@ class WorldModelReward(IntrinsicTerm):
                 tp.lerp_(p, self.tau)
 
     # --- reward -------------------------------------------------------------------------------
-    def _predict(self, model: RSSM, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None):
-        """k-step imagination from every start t = 0..T-2 with the posterior-mode filtered state.
+    def _predict(self, model: RSSM, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None,
+                 sample: bool = False):
+        """k-step imagination from every start t = 0..T-2 with the filtered state.
 
         obs [T, M0, O], actions [T, M0, A], roles [T, M0, R] or None ->
         (err [k, T-1, M0]: ||o_hat_j - symlog o_{t+j}||^2, logp [k, T-1, M0]: log p_prior(s_hat_j)).
         Values for steps beyond the sequence are computed on zero padding; the caller masks them.
+        sample: sampled latents (published) or modes.
         """
-        return self._predict_many([model], obs, actions, [roles])[0]
+        return self._predict_many([model], obs, actions, [roles], sample)[0]
 
-    def _predict_many(self, models: list[RSSM], obs: th.Tensor, actions: th.Tensor, roles_list):
+    def _predict_many(self, models: list[RSSM], obs: th.Tensor, actions: th.Tensor, roles_list,
+                      sample: bool = False):
         """_predict for several models of the same sizes, filtering and imagining in fused loops."""
         k = self.horizon
         T, M0, _ = obs.shape
         obs_sl = symlog(obs)
-        outs = observe_many(models, obs, actions, roles_list, sample=False, obs_symlog=obs_sl)
+        outs = observe_many(models, obs, actions, roles_list, sample=sample, obs_symlog=obs_sl)
         # j = 1: h'_1 = seq(h_t, s_t, a_t, z_t) is exactly the filtered h_{t+1}; its prior is prior_{t+1}.
         deters = [out["deter"][1:] for out in outs]  # [T-1, M0, D]
         priors = [out["prior"][1:] for out in outs]  # [T-1, M0, S, C]
-        stochs = [m._latent(p.flatten(-2), sample=False) for m, p in zip(models, priors)]  # [T-1, M0, SC]
+        stochs = [m._latent(p.flatten(-2), sample=sample) for m, p in zip(models, priors)]  # [T-1, M0, SC]
         pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M0, ..]  # noqa: E731
         window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
         if k > 1:
@@ -173,7 +199,7 @@ class WorldModelReward(IntrinsicTerm):
             zs = [None if r is None else
                   th.stack([window(r, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1) for r in roles_p]
             ims = imagine_many(models, [d.reshape(M, -1) for d in deters], [s.reshape(M, -1) for s in stochs],
-                               acts, zs)
+                               acts, zs, sample=sample)
         results = []
         for model, deter, stoch, prior, r_p, im in zip(models, deters, stochs, priors, roles_p, ims):
             if im is not None:
@@ -183,20 +209,21 @@ class WorldModelReward(IntrinsicTerm):
             else:
                 deter, stoch, prior = deter.unsqueeze(0), stoch.unsqueeze(0), prior.unsqueeze(0)
             # deter [k, T-1, M0, D], stoch [k, T-1, M0, SC], prior [k, T-1, M0, S, C]
-            dec_roles = None if r_p is None else (  # z_{t+j} [k, T-1, M0, R]
-                r_p[1:].unsqueeze(0) if k == 1 else th.stack([window(r_p, j) for j in range(1, k + 1)], 0))
+            # o_{t+j} is decoded with z_{t+j-1} (never z_{t+j}, which is computed from o_{t+j} itself).
+            dec_roles = None if r_p is None else th.stack([window(r_p, j - 1) for j in range(1, k + 1)], 0)
             pred = model.decode(deter, stoch, dec_roles)
             err = F.mse_loss(pred, targets.expand_as(pred), reduction="none").sum(-1)  # [k, T-1, M0]
-            results.append((err, mode_log_prob(prior, model.unimix)))
+            logp = one_hot_log_prob(prior, stoch.unflatten(-1, prior.shape[-2:]), model.unimix)  # [k, T-1, M0]
+            results.append((err, logp))
         return results
 
     def reward(self, ctx: UpdateContext) -> th.Tensor:
-        """[B, T-1, 1] r_obs + r_lat from the target models (deterministic); sets reward_parts."""
+        """[B, T-1, 1] r_obs + r_lat from the target models; sets reward_parts."""
         with th.no_grad():
             obs, actions, z, (B, T, N) = self._streams(ctx)
             steps, K = imagination_steps(observed(ctx.batch), ctx.mask[..., 0].float(), self.horizon)
             (err, logp), (err_role, logp_role) = self._predict_many(
-                [self.target_model, self.target_role_model], obs, actions, [None, z])
+                [self.target_model, self.target_role_model], obs, actions, [None, z], self.reward_sample)
             k = self.horizon
             per_step = lambda x: x.reshape(k, T - 1, B, N).permute(0, 2, 1, 3)  # [k, B, T-1, N]  # noqa: E731
             obs_term = per_step(err - self.beta1 * err_role)

@@ -70,7 +70,7 @@ class HookedQLearner:
                            for opt in self.td_optimisers.values()]
         self.training_steps = 0
         self.last_target_update_step = 0
-        self.ready = False  # set once `before_first_update` ran
+        self.ready = False  # set at the first TD update (after any pre-training)
         self.log_stats_t = -args.learner_log_interval - 1
         self.stats: dict[str, float] = {}
 
@@ -88,15 +88,22 @@ class HookedQLearner:
         """name -> (parameters, lr) of everything the TD loss trains."""
         return {"q": ([*self.mac.agent.parameters(), *self.mixer.parameters()], args.lr)}
 
-    def before_first_update(self, batch):
-        """Runs once, before the first TD update (e.g. pre-training)."""
+    def pretraining(self) -> bool:
+        """True while `train` calls are pre-training steps (no TD update): e.g. ACORM's role pre-training."""
+        return False
+
+    def pretrain_step(self, batch, t_env: int):
+        """One pre-training step on this (freshly sampled) batch."""
+
+    def before_update(self, batch):
+        """Runs before the TD losses of each update (e.g. the contrastive role step, as published)."""
 
     def auxiliary_losses(self, unrolled, mask) -> dict:
         """name -> weighted loss added to the TD loss (e.g. CDS's L1 on agent-specific heads)."""
         return {}
 
     def after_update(self, unrolled, mask):
-        """Runs after each TD step (e.g. the contrastive role step)."""
+        """Runs after each TD step (e.g. the key encoder's EMA step)."""
 
     def extra_modules(self) -> dict:
         """name -> module whose state the checkpoint carries besides controller, mixers, terms."""
@@ -107,11 +114,41 @@ class HookedQLearner:
 
     # --- one update ---------------------------------------------------------------------------
     def train(self, batch, t_env: int, episode_num: int):
+        if self.pretraining():  # published: one step per collected episode, each on a fresh batch, no TD
+            self.pretrain_step(batch, t_env)
+            if t_env - self.log_stats_t >= self.args.learner_log_interval:
+                self._flush_stats(t_env)
+                self.log_stats_t = t_env
+            return
         if not self.ready:
-            self.before_first_update(batch)
             self.target_mac.load_state(self.mac)  # targets start from whatever was pre-trained
             self.ready = True
         update_start = time.perf_counter()
+        self.before_update(batch)
+        losses, out = self.losses(batch, t_env)
+        self.optimise(losses)
+        self.training_steps += 1
+        self.after_update(out["unrolled"], out["mask"])
+        self._update_targets()
+        self.stats["time_update_ms"] = 1000 * (time.perf_counter() - update_start)
+
+        if t_env - self.log_stats_t >= self.args.learner_log_interval:
+            mask, n = out["mask"], out["mask"].sum().item()
+            self.stats.update({
+                **{name: value.item() for name, value in losses.items()},
+                "td_error_abs": out["td_error"].abs().sum().item() / n,
+                "q_taken_mean": (out["chosen"] * mask).sum().item() / (n * self.n_agents),
+                "target_mean": (out["targets"] * mask).sum().item() / n,
+                "lr": next(iter(self.td_optimisers.values())).param_groups[0]["lr"],
+            })
+            self._flush_stats(t_env)
+            self.log_stats_t = t_env
+
+    def losses(self, batch, t_env: int) -> tuple[dict, dict]:
+        """The update's losses, name -> scalar with gradient ("loss_td" plus the auxiliary losses), and
+        what logging and `after_update` read (unrolled, mask, td_error, chosen, targets).
+
+        Runs the intrinsic terms (which train their own models), but takes no step of the TD optimisers."""
         rewards = batch["reward"][:, :-1]  # [B, T-1, 1]
         actions = batch["actions"][:, :-1]  # [B, T-1, N, 1]
         terminated, mask = td_mask(batch)
@@ -119,66 +156,73 @@ class HookedQLearner:
 
         unrolled = self.mac.unroll(batch)  # q [B, T, N, A]; extras such as roles z [B, T, N, R]
         q, z = unrolled.q, unrolled.extras.get("z")
+        chosen = q[:, :-1].gather(-1, actions).squeeze(-1)  # [B, T-1, N]
         with th.no_grad():
-            target = self.target_mac.unroll(batch)
+            target = self.target_mac.unroll_target(batch, unrolled)  # published: reads the ONLINE roles
             target_q = target.q.masked_fill(avail_actions == 0, -9999999)
             if self.args.double_q:
                 greedy = q.detach().masked_fill(avail_actions == 0, -9999999).argmax(-1, keepdim=True)
                 target_max = target_q.gather(-1, greedy).squeeze(-1)  # [B, T, N]
             else:
                 target_max = target_q.max(-1).values
-            # A recurrent mixer is unrolled from t = 0 for the target too; step 0 is then dropped.
-            target_tot = self._mix(self.target_mixer, target_max, batch["state"], target.extras.get("z"))[:, 1:]
-
-        chosen = q[:, :-1].gather(-1, actions).squeeze(-1)  # [B, T-1, N]
-        q_tot = self._mix(self.mixer, chosen, batch["state"][:, :-1], None if z is None else z[:, :-1])
+        q_tot, target_tot = self._mix_online_and_target(chosen, target_max, batch["state"], z)
 
         if self.intrinsic:
             r_int = self.intrinsic_reward(UpdateContext(batch, q, z, mask, self.mac, t_env, unrolled.extras))
             rewards = rewards + self.intrinsic_alpha(t_env) * r_int.detach()
         targets = rewards + self.args.gamma * (1 - terminated) * target_tot
         td_error = (q_tot - targets.detach()) * mask
-        loss_td = td_error.pow(2).sum() / mask.sum()
-        aux = self.auxiliary_losses(unrolled, mask)
-        loss = loss_td + sum(aux.values())
+        losses = {"loss_td": td_error.pow(2).sum() / mask.sum(), **self.auxiliary_losses(unrolled, mask)}
+        return losses, {"unrolled": unrolled, "mask": mask, "td_error": td_error, "chosen": chosen,
+                        "targets": targets}
 
+    def optimise(self, losses: dict) -> None:
+        """One step of every TD optimiser on the sum of the losses (clip per group, then StepLR)."""
         for optimiser in self.td_optimisers.values():
             optimiser.zero_grad()
-        loss.backward()
+        sum(losses.values()).backward()
         for name, (params, _) in self.td_groups.items():
             self.stats[f"grad_norm_{name}"] = th.nn.utils.clip_grad_norm_(params, self.args.grad_norm_clip)
         for optimiser in self.td_optimisers.values():
             optimiser.step()
         for scheduler in self.schedulers:
             scheduler.step()
-        self.training_steps += 1
-        self.after_update(unrolled, mask)
-        self._update_targets()
-        self.stats["time_update_ms"] = 1000 * (time.perf_counter() - update_start)
 
-        if t_env - self.log_stats_t >= self.args.learner_log_interval:
-            n = mask.sum().item()
-            self.stats.update({
-                "loss_td": loss_td.item(),
-                **{name: value.item() for name, value in aux.items()},
-                "td_error_abs": td_error.abs().sum().item() / n,
-                "q_taken_mean": (chosen * mask).sum().item() / (n * self.n_agents),
-                "target_mean": (targets * mask).sum().item() / n,
-                "lr": next(iter(self.td_optimisers.values())).param_groups[0]["lr"],
-            })
-            self._flush_stats(t_env)
-            self.log_stats_t = t_env
+    def _mix_online_and_target(self, chosen, target_max, states, z):
+        """(Q_tot [B, T-1, 1] with gradient, target Q_tot [B, T-1, 1] without).
 
-    def _mix(self, mixer, qs, states, roles):
-        if getattr(mixer, "needs_roles", False):
-            return mixer(qs, states, roles)
-        return mixer(qs, states)
+        chosen [B, T-1, N], target_max [B, T, N], states [B, T, S], z [B, T, N, R] or None.
+        A mixer with `shares_state_features` (attn_qmix) computes its recurrent state features once,
+        over the whole episode, and the target mixer reads them (published ACORM/R3DM: the target's
+        attention and hypernetworks see the online state features and the online roles)."""
+        mixer, target_mixer = self.mixer, self.target_mixer
+        if getattr(mixer, "shares_state_features", False):
+            features = mixer.state_features(states)  # each [B, T, .], with gradient
+            q_tot = mixer.mix(chosen, [f[:, :-1] for f in features], z[:, :-1])
+            with th.no_grad():
+                target_tot = target_mixer.mix(target_max[:, 1:], [f[:, 1:] for f in features], z[:, 1:])
+            return q_tot, target_tot
+        roles = lambda x: (x,) if getattr(mixer, "needs_roles", False) else ()  # noqa: E731
+        q_tot = mixer(chosen, states[:, :-1], *roles(None if z is None else z[:, :-1]))
+        with th.no_grad():
+            # A recurrent mixer is unrolled from t = 0 for the target too; step 0 is then dropped.
+            target_tot = target_mixer(target_max, states, *roles(z))[:, 1:]
+        return q_tot, target_tot
 
     # --- the intrinsic-reward hook ------------------------------------------------------------
     def intrinsic_reward(self, ctx: UpdateContext) -> th.Tensor:
-        """Sum of the configured terms' rewards [B, T-1, 1]; each term then trains its own models."""
+        """Sum of the configured terms' rewards [B, T-1, 1].
+
+        Each term first trains its own models, then computes its reward (published R3DM order: the
+        world models are updated, with their target EMA, before the reward is computed)."""
         total = th.zeros_like(ctx.mask)
         for name, term in self.intrinsic.items():
+            start = time.perf_counter()
+            losses = term.update(ctx)
+            for loss_name, value in losses.items():
+                self._check_finite(loss_name, th.tensor(value), ctx.t_env)
+            self.stats.update(losses)
+            self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             with th.no_grad():
                 reward = term.reward(ctx)
@@ -187,12 +231,6 @@ class HookedQLearner:
             self.stats[f"time_{name}_reward_ms"] = 1000 * (time.perf_counter() - start)
             for part, value in {term.log_name: reward, **term.reward_parts}.items():
                 self.stats[f"{part}_mean"], self.stats[f"{part}_std"] = _masked_mean_std(value, ctx.mask)
-            start = time.perf_counter()
-            losses = term.update(ctx)
-            for loss_name, value in losses.items():
-                self._check_finite(loss_name, th.tensor(value), ctx.t_env)
-            self.stats.update(losses)
-            self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
         return total
 
     def intrinsic_alpha(self, t_env: int) -> float:
@@ -218,8 +256,8 @@ class HookedQLearner:
 
     # --- targets, devices, checkpoints --------------------------------------------------------
     def _target_pairs(self):
-        online, target = self.mac.networks(), self.target_mac.networks()
-        return [(target[name], online[name]) for name in online] + [(self.target_mixer, self.mixer)]
+        online, target = self.mac.networks(), self.target_mac.target_networks()
+        return [(target[name], online[name]) for name in target] + [(self.target_mixer, self.mixer)]
 
     def _update_targets(self):
         rate = self.args.target_update_interval_or_tau
@@ -236,7 +274,7 @@ class HookedQLearner:
 
     def _modules(self) -> dict:
         modules = {"mixer": self.mixer, "target_mixer": self.target_mixer, "intrinsic": self.intrinsic}
-        modules.update({f"target_{name}": net for name, net in self.target_mac.networks().items()})
+        modules.update({f"target_{name}": net for name, net in self.target_mac.target_networks().items()})
         return {**modules, **self.extra_modules()}
 
     def _optimisers(self) -> dict:

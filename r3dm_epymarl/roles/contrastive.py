@@ -18,7 +18,7 @@ class ContrastiveRoleLoss(nn.Module):
         super().__init__()
         self.momentum_tau = momentum_tau
         self.key_encoder = copy.deepcopy(role_encoder).requires_grad_(False)
-        self.bilinear = nn.Parameter(th.eye(role_dim))  # W; identity start = plain dot-product scores
+        self.bilinear = nn.Parameter(th.rand(role_dim, role_dim))  # W ~ uniform [0, 1), as published
 
     def forward(self, role_encoder: RoleEncoder, e: th.Tensor, labels: th.Tensor) -> th.Tensor:
         """e [G, N, E] (no gradient reaches it), labels [G, N] cluster ids -> mean loss over G*N."""

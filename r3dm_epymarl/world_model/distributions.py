@@ -145,3 +145,9 @@ def mode_log_prob(logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
     if unimix > 0:
         log_mode = th.log(log_mode.exp() * (1.0 - unimix) + unimix / logits.shape[-1])
     return log_mode.sum(-1)
+
+
+def one_hot_log_prob(logits: th.Tensor, one_hot: th.Tensor, unimix: float = 0.01) -> th.Tensor:
+    """Log-probability of a one-hot latent [..., S, C] (a sample or the mode) under logits [..., S, C]
+    with unimix, summed over the S categoricals -> [...]."""
+    return (unimix_log_probs(logits, unimix) * one_hot).sum((-2, -1))

@@ -9,7 +9,11 @@ Time convention (t = 0..T-1):
                                                              of h_{-1}, a_{-1} = 0, z_{-1} = 0)
     prior_t     = prior_head(h_t)
     posterior_t = post_head([h_t, embed(symlog o_t)]),  s_t ~ posterior_t
-    o_hat_t     = decoder([h_t, s_t, z_t])                   (in symlog space)
+    o_hat_t     = decoder([h_t, s_t, z_{t-1}])               (in symlog space)
+
+The role enters the decoder one step late, as in the published code: z_t = f_r(f_e(o_<=t)) is
+computed from o_t itself, so a decoder that saw z_t when reconstructing o_t would read its target
+(on i.i.d. noise observations the role model's error then fell to 3% of the agnostic model's).
 
 Only the recurrence (input layer, GRU cell, posterior, sampling) runs inside the Python loop over T.
 The linear layers that see [s, a, z] and [h, embed] are split by input so that the parts that do
@@ -129,6 +133,8 @@ class RSSM(nn.Module):
     def decode(self, deter: th.Tensor, stoch: th.Tensor, roles: th.Tensor | None = None) -> th.Tensor:
         """deter [.., D], stoch [.., SC], roles [.., R] -> predicted symlog(obs) [.., O].
 
+        roles are the ones of the step BEFORE the decoded observation (z_{t-1} for o_t).
+
         The first Linear on [h, s, z] is applied block by block (h W_h + s W_s + z W_z + b), which
         spares the concatenated copy of the inputs."""
         parts = [deter, stoch] if self.role_dim == 0 else [deter, stoch, roles]
@@ -144,7 +150,8 @@ class RSSM(nn.Module):
                 sample: bool = True) -> dict[str, th.Tensor]:
         """Filter a sequence.
 
-        obs [T, M, O] (raw), actions [T, M, A] (a_t = action taken at t), roles [T, M, R] (z_t) or None.
+        obs [T, M, O] (raw), actions [T, M, A] (a_t = action taken at t), roles [T, M, R] (z_t) or None;
+        step t's sequence model reads a_{t-1} and z_{t-1}.
         sample: straight-through posterior samples (training) or the posterior mode (deterministic).
         Returns deter [T, M, D], stoch [T, M, SC], post [T, M, S, C] logits, prior [T, M, S, C] logits.
         """
@@ -155,8 +162,8 @@ class RSSM(nn.Module):
         """Roll the prior forward from a state with given actions (open loop).
 
         deter [M, D], stoch [M, SC]: the state to start from; actions [K, M, A], roles [K, M, R]:
-        the sequence-model inputs of each step (the action taken, and z, at the step being left).
-        sample=False uses the prior mode (deterministic).
+        the sequence-model inputs of each step (the action taken, and z, at the step being left;
+        the same z decodes the step's observation). sample=False uses the prior mode (deterministic).
         Returns deter [K, M, D], stoch [K, M, SC], prior [K, M, S, C] logits (the prior that produced stoch).
 
         This is the plain step-by-step version (any mode, with autograd); `imagine_many` is the fused
@@ -207,6 +214,11 @@ class RSSM(nn.Module):
 #     l_t  = silu(LN_post(q_t)) @ W_po + b_po        posterior logits
 #     s_t  = one_hot(sample or mode of unimix(softmax(l_t))), straight-through to the probabilities.
 # Since s_t is one-hot, s_t @ W_s is computed as a sum of rows of W_s (the same value, far cheaper).
+
+
+def previous(x: th.Tensor) -> th.Tensor:
+    """x [T, M, ..] -> [x_{-1} = 0, x_0, ..., x_{T-2}]: the value of the step before, time-major."""
+    return th.cat([th.zeros_like(x[:1]), x[:-1]], 0)
 
 
 def _check_compatible(models) -> None:
@@ -415,11 +427,11 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     _check_compatible(models)
     first = models[0]
     T, M, _ = obs_sl.shape
-    prev_actions = th.cat([th.zeros_like(actions[:1]), actions[:-1]], 0)  # a_{t-1} [T, M, A]
+    prev_actions = previous(actions)  # a_{t-1} [T, M, A]
     others, embeds, h0s, s0s = [], [], [], []
     for model, roles in zip(models, roles_list):
         embeds.append(model.post_embed(model.encoder(obs_sl)))  # [T, M, H]
-        prev_roles = None if model.role_dim == 0 else th.cat([th.zeros_like(roles[:1]), roles[:-1]], 0)
+        prev_roles = None if model.role_dim == 0 else previous(roles)  # z_{t-1} [T, M, R]
         others.append(model._other_inputs(prev_actions, prev_roles))  # [T, M, H]
         h, s = model.initial(M)
         h0s.append(h)
@@ -465,7 +477,8 @@ def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
     mean = lambda x: (x * valid).sum() / denom  # noqa: E731
     results = []
     for model, out, roles in zip(models, outs, roles_list):
-        pred = model.decode(out["deter"], out["stoch"], roles)  # [T, M, O]
+        # o_t is decoded with z_{t-1}, never with z_t (computed from o_t: the decoder would read its target).
+        pred = model.decode(out["deter"], out["stoch"], None if roles is None else previous(roles))  # [T, M, O]
         recon = F.mse_loss(pred, target, reduction="none").sum(-1)  # sum_O (pred - target)^2 [T, M]
         dyn, rep = kl_losses(out["post"], out["prior"], model.free_bits, model.unimix)  # [T, M] each
         total = recon + model.dyn_scale * dyn + model.rep_scale * rep
@@ -473,18 +486,21 @@ def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
     return results
 
 
-def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions: th.Tensor, roles_list):
-    """RSSM.imagine (prior modes) for several models of the same sizes in one fused loop, without gradient.
+def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions: th.Tensor, roles_list,
+                 sample: bool = False):
+    """RSSM.imagine for several models of the same sizes in one fused loop, without gradient.
 
     deter / stoch: one [M, D] / [M, SC] start state per model; actions [K, M, A] (shared);
-    roles_list: one [K, M, R] (or None) per model. Returns one dict per model (deter, stoch, prior).
+    roles_list: one [K, M, R] (or None) per model. sample: draw each latent from the prior (with
+    unimix, inverse-CDF on uniforms drawn model by model, step by step) instead of its mode.
+    Returns one dict per model (deter, stoch, prior).
     With gradients being recorded this falls back to each model's step-by-step imagine.
     """
     _check_compatible(models)
     params = [p for m in models for p in m.parameters()]
     if th.is_grad_enabled() and (any(p.requires_grad for p in params)
                                  or any(x.requires_grad for x in (*deter, *stoch))):
-        return [m.imagine(d, s, actions, r, sample=False) for m, d, s, r in zip(models, deter, stoch, roles_list)]
+        return [m.imagine(d, s, actions, r, sample=sample) for m, d, s, r in zip(models, deter, stoch, roles_list)]
     with th.no_grad():
         first = models[0]
         K, M, _ = actions.shape
@@ -514,7 +530,13 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
             h = th.lerp(h, cand, ru[..., D:], out=deters[:, j])
             hidden = F.silu(_norm_affine(th.baddbmm(b1, h, W1), g1, be1, eps_1)[0])
             logits = th.baddbmm(b2, hidden, W2, out=priors[:, j]).view(G, M, S, C)
-            index = logits.max(-1, keepdim=True).indices
+            if sample:  # inverse-CDF sample of the unimix prior
+                probs = th.softmax(logits, -1)
+                probs = probs * (1.0 - first.unimix) + first.unimix / C if first.unimix > 0 else probs
+                noise = th.rand((G, M, S, 1), device=probs.device, dtype=probs.dtype)
+                index = (probs[..., :C - 1].cumsum(-1) < noise).sum(-1, keepdim=True)
+            else:
+                index = logits.max(-1, keepdim=True).indices
             _one_hot_into(index, stochs[:, j].view(G, M, S, C))
         return [{"deter": d, "stoch": st, "prior": p.unflatten(-1, (S, C))}
                 for d, st, p in zip(deters.unbind(0), stochs.unbind(0), priors.unbind(0))]

@@ -226,7 +226,7 @@ def test_td_loss_ignores_padded_steps():
 def test_learner_fits_a_fixed_batch_and_logs_named_terms():
     batch = make_batch(seed=3)
     learner, logger = build_learner(batch, target_update_interval_or_tau=1000, contrastive_interval=5,
-                                    lr=3e-3, role_lr=3e-3)
+                                    lr=3e-3, role_lr=3e-3, pretrain_encoder_steps=2, pretrain_contrastive_steps=2)
     for t in range(60):
         learner.train(batch, t, t)
     td = [v for _, v in logger.stats["loss_td"]]
@@ -251,12 +251,13 @@ def test_target_networks_update_on_schedule():
 
 def test_save_load_round_trip_resumes_identically(tmp_path):
     batch = make_batch()
-    learner, _ = build_learner(batch, contrastive_interval=2, lr_decay_interval=2)
+    keys = dict(contrastive_interval=2, lr_decay_interval=2, pretrain_encoder_steps=1, pretrain_contrastive_steps=1)
+    learner, _ = build_learner(batch, **keys)
     for t in range(5):
         learner.train(batch, t, t)
     learner.save_models(tmp_path)
     th.manual_seed(123)
-    fresh, _ = build_learner(batch, contrastive_interval=2, lr_decay_interval=2)
+    fresh, _ = build_learner(batch, **keys)
     fresh.load_models(tmp_path)
 
     def state(l):

@@ -45,8 +45,7 @@ def test_role_swap_batched_equals_naive_pair_loop():
     assert th.allclose(th.diagonal(fast, dim1=2, dim2=3).permute(0, 1, 3, 2), q, atol=1e-5)
 
 
-@pytest.mark.parametrize("beta1", [1.0, 2.0])
-def test_policy_reward_is_zero_when_all_roles_are_equal(beta1):
+def _equal_roles_reward(beta1):
     batch = make_batch()
     learner, _ = build_learner(batch, "r3dm", r3dm_beta1=beta1, **POLICY_ONLY)
     ctx = _ctx(learner, batch)
@@ -54,12 +53,25 @@ def test_policy_reward_is_zero_when_all_roles_are_equal(beta1):
     q_same = learner.mac.agent.unroll_role_swapped(learner.mac.trajectory_inputs(batch), same)[:, :, :, 0]
     term = PolicyKLReward(learner.args, obs_dim=6)
     with th.no_grad():
-        r = term.reward(UpdateContext(batch, q_same, same, ctx.mask, learner.mac, 0))
-    assert r.shape == (4, 9, 1) and r.abs().max() < 1e-6
-    with th.no_grad():
+        r_same = term.reward(UpdateContext(batch, q_same, same, ctx.mask, learner.mac, 0))
         r_diverse = term.reward(ctx)
+    return r_same, r_diverse, ctx.mask
+
+
+def test_policy_reward_is_zero_when_all_roles_are_equal_at_beta1_one():
+    r, r_diverse, mask = _equal_roles_reward(1.0)
+    assert r.shape == (4, 9, 1) and r.abs().max() < 1e-6
     assert (r_diverse >= -1e-7).all() and r_diverse.max() > 1e-6, "KL is non-negative and non-zero for distinct roles"
-    assert (r_diverse[ctx.mask == 0] == 0).all(), "masked steps get no reward"
+    assert (r_diverse[mask == 0] == 0).all(), "masked steps get no reward"
+
+
+@pytest.mark.parametrize("beta1", [0.2, 2.0])
+def test_policy_reward_with_beta1_not_one_scales_only_the_own_policy(beta1):
+    """Published: pi_i = softmax(beta1 Q_i(z_i)) against the mean of softmax(Q_i(z_j)) without beta1, so
+    with equal roles the term is KL(softmax(beta1 Q) || softmax(Q)) > 0, not 0."""
+    r, _, mask = _equal_roles_reward(beta1)
+    active = r[mask > 0]
+    assert (active > 1e-4).all() and (r[mask == 0] == 0).all()
 
 
 # --- the hook in the learner --------------------------------------------------------------------
@@ -104,8 +116,9 @@ def test_nan_in_a_term_stops_training_naming_it_after_flushing_logs(monkeypatch)
     batch = make_batch()
     learner, logger = build_learner(batch, "r3dm", intrinsic_terms=["policy_kl", "nan_term"],
                                     pretrain_encoder_steps=1, pretrain_contrastive_steps=0)
+    learner.train(batch, 6, 1)  # the one pre-training step (no TD, no reward)
     with pytest.raises(TrainingDiverged, match="'r_int_nan' became NaN or inf at t_env=7"):
-        learner.train(batch, 7, 1)
+        learner.train(batch, 7, 2)
     assert "r_int_policy_mean" in logger.stats and "loss_pretrain" in logger.stats  # flushed before stopping
 
 

@@ -37,7 +37,7 @@ def _seed():
 
 def wm_args(batch, R=8, **overrides):
     config = dict(n_agents=batch["obs"].shape[2], n_actions=batch["actions_onehot"].shape[-1], role_embed_dim=R,
-                  r3dm_beta1=1.0, r3dm_beta3=1.0, wm_horizon=1, **SMALL)
+                  r3dm_beta1=1.0, r3dm_beta3=1.0, wm_horizon=1, wm_reward_sample=False, **SMALL)
     config.update(overrides)
     return SimpleNamespace(**config)
 
@@ -214,7 +214,8 @@ def plain_loss(model, obs, actions, roles, valid):
         a_prev, z_prev = actions[t], None if roles is None else roles[t]
     deter, stoch = th.stack(deters), th.stack(stochs)
     post = th.stack(posts).unflatten(-1, (model.stoch, model.classes))
-    recon = (model.decode(deter, stoch, roles) - symlog(obs)).pow(2).sum(-1)
+    prev_roles = None if roles is None else th.cat([th.zeros_like(roles[:1]), roles[:-1]], 0)  # z_{t-1} decodes o_t
+    recon = (model.decode(deter, stoch, prev_roles) - symlog(obs)).pow(2).sum(-1)
     post_log, prior_log = unimix_log_probs(post), unimix_log_probs(model.prior(deter))
     dyn = (post_log.exp().detach() * (post_log.detach() - prior_log)).sum((-2, -1)).clamp(min=1.0)
     rep = (post_log.exp() * (post_log - prior_log.detach())).sum((-2, -1)).clamp(min=1.0)
@@ -326,7 +327,7 @@ def test_multi_step_imagination_matches_rssm_imagine():
         out = model.observe(obs, actions, z, sample=False)
         t = 2
         im = model.imagine(out["deter"][t], out["stoch"][t], actions[t:t + k], z[t:t + k])
-        pred = model.decode(im["deter"], im["stoch"], z[t + 1:t + 1 + k])
+        pred = model.decode(im["deter"], im["stoch"], z[t:t + k])  # o_{t+j} decoded with z_{t+j-1}
         expected = (pred - symlog(obs[t + 1:t + 1 + k])).pow(2).sum(-1)  # [k, M0]
     assert th.allclose(err[:, t], expected, atol=1e-4)
     assert th.allclose(logp[:, t], mode_log_prob(im["prior"]), atol=1e-5)
@@ -404,9 +405,10 @@ def test_gradients_reach_only_the_owning_model():
     assert z.grad is None
     assert set(losses) == {f"loss_wm_{p}{n}" for p in ("", "role_") for n in ("recon", "dyn", "rep")}
     assert all(isinstance(v, float) for v in losses.values())
-    # EMA: target <- target + tau * (online - target) after the online step.
+    # Two EMA steps (published): target <- target + (1 - (1 - tau)^2) (online - target) after the online step.
+    rate = 1 - (1 - 0.005) ** 2
     for tb, tp, p, pb in zip(before, term.target_model.parameters(), term.model.parameters(), online_before):
-        assert th.allclose(tp, tb + 0.005 * (p - tb), atol=1e-7)
+        assert th.allclose(tp, tb + rate * (p - tb), atol=1e-7)
     assert any(not th.equal(p, pb) for p, pb in zip(term.model.parameters(), online_before))
 
 

@@ -60,12 +60,27 @@ class AttentionQMixer(nn.Module):
         """agent_qs [B, T, N], states [B, T, S], roles [B, T, N, R] -> Q_tot [B, T, 1].
 
         The state GRU runs from t = 0 of whatever sequence it is given, so pass whole episodes
-        (online and target alike) and slice the output.
+        and slice the output.
         """
-        B, T, N = agent_qs.shape
+        return self.mix(agent_qs, self.state_features(states), roles)
+
+    # The learner computes the state features once per update and hands them to this mixer and to
+    # its target copy (published: the target mixer reads the online state features and roles).
+    shares_state_features = True
+
+    def state_features(self, states: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """states [B, T, S] -> (fs [B, T, S] = ReLU(state_fc(s)), h [B, T, N*Dq] = the state GRU from t = 0)."""
+        B, T = states.shape[:2]
         fs = th.relu(self.state_fc(states.reshape(B, T, -1)))  # [B, T, S]
-        h0 = fs.new_zeros(B, N * self.query_dim)
+        h0 = fs.new_zeros(B, self.n_agents * self.query_dim)
         h = unroll_cell(self.state_gru, fs.transpose(0, 1), h0).transpose(0, 1)  # [B, T, N*Dq]
+        return fs, h
+
+    def mix(self, agent_qs: th.Tensor, features, roles: th.Tensor) -> th.Tensor:
+        """agent_qs [B, T, N], features (fs, h) from `state_features` (the same T steps), roles
+        [B, T, N, R] -> Q_tot [B, T, 1]; per step (nothing recurrent here)."""
+        fs, h = features
+        B, T, N = agent_qs.shape
         att = self.attention(h.reshape(B * T, N, self.query_dim), roles.reshape(B * T, N, -1))  # [B*T, N, out]
         u = th.cat([fs.reshape(B * T, -1), att.reshape(B * T, -1)], dim=-1)  # [B*T, hyper_in]
         w1_hidden, b1, w2_hidden, value_hidden = self._first_layers(u)
