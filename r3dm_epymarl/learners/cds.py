@@ -12,7 +12,9 @@ CDS_KEYS = {
     "cds_predictor_hidden": Key(int, "predictor MLP width", minimum=1),
     "cds_predictor_lr": Key(float, "predictor Adam lr", minimum=0.0),
     "cds_predictor_batch": Key(int, "predictor minibatch size", minimum=1),
-    "cds_predictor_clip": Key(float, "predictor gradient-norm clip", minimum=0.0),
+    "cds_predictor_clip": Key(float, "gradient-norm clip of each predictor", minimum=0.0),
+    "cds_predictor_target_interval": Key(int, "updates between hard copies of the reward's target predictors",
+                                         minimum=1),
     "obs_agent_id": Key(bool, "unused: the per-agent heads carry the identity", choices=(False,)),
 }
 

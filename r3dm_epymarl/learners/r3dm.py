@@ -9,7 +9,7 @@ from r3dm_epymarl.learners.role_q_learner import ROLE_Q_KEYS, RoleQLearner
 
 R3DM_KEYS = {
     **INTRINSIC_KEYS,
-    "r3dm_beta1": Key(float, "beta1: policy temperature and role-model weight", minimum=0.0),
+    "r3dm_beta1": Key(float, "beta1: temperature of the agent's own policy; role-model weight", minimum=0.0),
     "r3dm_beta2": Key(float, "beta2: weight of the policy term", minimum=0.0),
     "r3dm_beta3": Key(float, "beta3: weight of the latent (prior log-prob) term", minimum=0.0),
     "wm_horizon": Key(int, "k: imagination steps", minimum=1),
@@ -24,7 +24,9 @@ R3DM_KEYS = {
     "wm_lr": Key(float, "world-model Adam lr", minimum=0.0),
     "wm_eps": Key(float, "world-model Adam eps", minimum=0.0),
     "wm_grad_clip": Key(float, "world-model gradient-norm clip", minimum=0.0),
-    "wm_target_tau": Key(float, "EMA rate of the reward-computing target models", minimum=0.0),
+    "wm_target_tau": Key(float, "EMA rate of the reward-computing target models (two steps per update)",
+                         minimum=0.0),
+    "wm_reward_sample": Key(bool, "sample the latents when computing the reward (published) or use modes"),
 }
 
 

@@ -60,12 +60,16 @@ def test_predictor_log_likelihoods_and_reward_parts():
     assert th.equal(agent[2, 5], th.arange(3))
     assert th.equal(x[:, 0, :, :16], th.zeros_like(x[:, 0, :, :16])), "h_{-1} is the zero initial state"
     assert th.equal(x[:, 1, :, :16], ctx.extras["hidden"][:, 0].detach()), "step t sees h_{t-1}"
-    log_p, log_q = term._log_likelihoods(x, agent, target)
-    # The fused evaluation is the two MLPs as declared: p on x, q on [x, one-hot agent id].
+    log_p, log_q = term._log_likelihoods(term.predictor, term.id_predictor, x, agent, target)
+    # The fused evaluation is the two MLPs as declared: p on x, q on x with the one-hot id (layers 1 and 2).
     ids = th.nn.functional.one_hot(agent, 3).float()
-    assert th.allclose(log_p, -(term.predictor(x) - target).pow(2).sum(-1))
-    plain_q = term.id_predictor(th.cat([x, ids], -1))
-    assert th.allclose(log_q, -(plain_q - target).pow(2).sum(-1))
+    assert th.allclose(log_p, -(term.predictor(x) - target).pow(2).sum(-1), atol=1e-5)
+    plain_q = term.id_predictor(x, ids)
+    assert th.allclose(log_q, -(plain_q - target).pow(2).sum(-1), atol=1e-5)
+    # The id is re-concatenated at the second layer (published): fc2 reads [hidden, id].
+    assert term.id_predictor.fc2.in_features == 128 + 3 and term.predictor.fc2.in_features == 128
+    # The reward reads the target copies, which equal the online predictors until they train.
+    log_p, log_q = term._log_likelihoods(term.target_predictor, term.target_id_predictor, x, agent, target)
     with th.no_grad():
         r = term.reward(ctx)
     mi, kl = term.reward_parts["r_int_cds_mi"], term.reward_parts["r_int_cds_kl"]
@@ -140,11 +144,40 @@ def test_fused_predictor_evaluation_gives_the_plain_modules_gradients():
         loss.backward()
         return [p.grad.clone() for p in term.predictor_params]
 
-    log_p, log_q = term._log_likelihoods(x, agent, target)
+    log_p, log_q = term._log_likelihoods(term.predictor, term.id_predictor, x, agent, target)
     fused = grads(-(log_p.mean() + log_q.mean()))
     plain = grads((term.predictor(x) - target).pow(2).sum(-1).mean()
-                  + (term.id_predictor(th.cat([x, ids], -1)) - target).pow(2).sum(-1).mean())
-    id_columns = term.id_predictor[0].weight.grad[:, -3:]
-    assert id_columns.abs().sum() > 0
+                  + (term.id_predictor(x, ids) - target).pow(2).sum(-1).mean())
+    for layer in (term.id_predictor.fc1, term.id_predictor.fc2):
+        assert layer.weight.grad[:, -3:].abs().sum() > 0  # the id columns of both layers
     for a, b in zip(fused, plain):
         assert th.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_reward_reads_target_predictors_hard_copied_on_schedule():
+    """Published CDS: the reward uses target predictors, hard-copied every 200 episodes (here every
+    `cds_predictor_target_interval` updates); the copy due after update n serves update n + 1's reward."""
+    batch, learner, _ = _learner(cds_predictor_target_interval=2)
+    term = learner.intrinsic["cds"]
+    start = {k: v.clone() for k, v in term.target_predictor.state_dict().items()}
+
+    def same(a, b):
+        return all(th.equal(a[k], b[k]) for k in a)
+
+    ctx = _ctx(learner, batch)
+    term.update(ctx)  # update 1: targets stay, the online predictors move
+    assert same(start, term.target_predictor.state_dict())
+    assert not same(start, term.predictor.state_dict())
+    with th.no_grad():
+        r_before = term.reward(ctx)
+        online = term._log_likelihoods(term.predictor, term.id_predictor, *term._inputs(ctx))
+    term.update(ctx)  # update 2: still the initial targets for this update's reward
+    assert same(start, term.target_predictor.state_dict())
+    after_two = {k: v.clone() for k, v in term.predictor.state_dict().items()}
+    term.update(ctx)  # update 3 starts with the copy due after update 2
+    assert same(after_two, term.target_predictor.state_dict())
+    assert int(term.updates) == 3 and "updates" in term.state_dict()
+    with th.no_grad():
+        assert not th.allclose(term.reward(ctx), r_before)
+    assert not th.allclose(online[0], term._log_likelihoods(term.target_predictor, term.target_id_predictor,
+                                                            *term._inputs(ctx))[0])
