@@ -20,6 +20,16 @@ SHORT_RUN = [
 ]
 
 
+def short_run(algorithm: str) -> list[str]:
+    """SHORT_RUN for `algorithm`: algorithms that pre-train their roles get 2 + 2 pre-training steps (the
+    published 120 + 100 take one collected episode each and would leave a 300-step run no TD update)."""
+    from r3dm_epymarl.paths import config_dir
+
+    yaml_file = config_dir() / "algs" / f"{algorithm}.yaml"
+    pretrains = yaml_file.exists() and "pretrain_encoder_steps:" in yaml_file.read_text()
+    return SHORT_RUN + (["pretrain_encoder_steps=2", "pretrain_contrastive_steps=2"] if pretrains else [])
+
+
 def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     """`python -m r3dm_epymarl ARGS` in a fresh process (the way users run it)."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
@@ -42,7 +52,7 @@ def run_ok(proc: subprocess.CompletedProcess) -> None:
 def zoo_train(algorithm: str, results: Path, *extra: str, seed: int = 7, env: dict | None = None) -> Path:
     """Train `algorithm` briefly through PyMARLzoo+ and return its Sacred run folder."""
     proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(results), f"--config={algorithm}",
-               "--env-config=gymma", "with", *SHORT_RUN, f"seed={seed}", *extra, env=env)
+               "--env-config=gymma", "with", *short_run(algorithm), f"seed={seed}", *extra, env=env)
     run_ok(proc)
     (run_dir,) = sacred_runs(results)
     return run_dir

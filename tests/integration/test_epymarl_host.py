@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import SHORT_RUN, cli, metrics, run_ok
+from tests.conftest import SHORT_RUN, cli, metrics, run_ok, short_run
 
 EPYMARL_PATH = os.environ.get("EPYMARL_PATH")
 pytestmark = pytest.mark.skipif(
@@ -56,7 +56,7 @@ def test_patched_main_trains_a_plugin_config(checkout):
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_launcher_trains_through_a_pristine_checkout(checkout, algorithm):
     proc = cli("run", "--epymarl", str(checkout), f"--config={algorithm}", "--env-config=gymma", "with",
-               *SHORT_RUN, "seed=3")
+               *short_run(algorithm), "seed=3")
     run_ok(proc)
     assert len(_loss_values(checkout / "results", algorithm)) >= 3
     assert "epymarl.plugins" not in (checkout / "src/main.py").read_text(), "the launcher changes no file"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import LBF_KEY, SHORT_RUN, assert_real_png, cli, run_ok, zoo_train
+from tests.conftest import LBF_KEY, assert_real_png, cli, run_ok, short_run, zoo_train
 
 # 3 LBF agents, 2 roles: the clustering has a real choice to make at every step.
 CHECKPOINTED = ("save_model=True", "save_model_interval=150", "role_clusters=2")
@@ -71,7 +71,7 @@ def test_role_plots_of_r3dm_through_epymarl(tmp_path):
     shutil.copytree(os.environ["EPYMARL_PATH"], checkout, ignore=shutil.ignore_patterns("results", "__pycache__"))
     base = tmp_path / "base"
     run_ok(cli("run", "--epymarl", str(checkout), "--base-dir", str(base), "--config=r3dm", "--env-config=gymma",
-               "with", *SHORT_RUN, "seed=3", *CHECKPOINTED))
+               "with", *short_run("r3dm"), "seed=3", *CHECKPOINTED))
     (run_dir,) = [p.parent for p in base.glob("results/sacred/r3dm/*/*/config.json")]
     (token,) = (base / "results" / "models").iterdir()
     saved = sorted(int(p.name) for p in token.iterdir())

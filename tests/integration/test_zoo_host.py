@@ -86,7 +86,7 @@ def test_smax_trains_through_pymarlzooplus_and_logs_win_rate(zoo_available, tmp_
                "--env-config=smax", "with", "env_args.map_name=3m", "t_max=400", "batch_size=4",
                "buffer_size=32", "test_interval=200", "test_nepisode=2", "log_interval=200",
                "runner_log_interval=200", "learner_log_interval=0", "use_cuda=False",
-               "pretrain_encoder_steps=2", "pretrain_contrastive_steps=2")
+               "pretrain_encoder_steps=1", "pretrain_contrastive_steps=1")
     run_ok(proc)
     (run_dir,) = [p.parent for p in tmp_path.glob("results/sacred/acorm/3m/*/metrics.json")]
     m = metrics(run_dir)
