@@ -8,7 +8,8 @@ One table per map, one row per algorithm (the run's `name`), over the seeds foun
 - steps to threshold: the first step a seed's test metric reaches the threshold, averaged over the
   seeds that reach it, with how many did.
 With `--paper`, the published StarCraft II numbers (SMAC/SMACv2, not SMAX) are shown beside them and
-drawn as dashed lines on the curves.
+drawn as dashed lines on the curves. Then rliable's IQM, CIs, P(X > Y), profiles and curves per map
+and over all maps (report_rliable.py), and `--export marl-eval` (report_marl_eval.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HELP = "tables per map, a CSV and learning-curve PNGs from Sacred runs (folders or MongoDB)"
+HELP = "tables per map (with rliable's IQM, CIs, P(X > Y)), a CSV and PNGs from Sacred runs (folders or MongoDB)"
 WIN_RATE = "test_battle_won_mean"
 RETURN = "test_return_mean"
 LAST_FRACTION = 0.05  # "final" = mean over the last 5% of training steps
@@ -36,10 +37,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--status", default="COMPLETED",
                         help="comma-separated run statuses to include, or 'any' (default: COMPLETED)")
     parser.add_argument("--out", metavar="DIR", default="report",
-                        help="where report.csv and curves_<map>.png go (default: ./report)")
+                        help="where report.csv, improvement.csv and the PNGs go (default: ./report)")
     parser.add_argument("--paper", nargs="?", const="builtin", metavar="CSV",
                         help="overlay the published StarCraft II results (the built-in table, or a CSV "
                              "with map,algorithm,final_test_win_rate columns)")
+    parser.add_argument("--reps", type=int, metavar="N",
+                        help="bootstrap resamples of every rliable CI (default: rliable's, 50000 for IQM/mean/"
+                             "median/optimality gap, 2000 for P(X > Y), profiles and curves)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)")
+    parser.add_argument("--per-seed", action="store_true", help="add each run's curve, thin, to efficiency.png")
+    parser.add_argument("--export", nargs=2, metavar=("FORMAT", "FILE"),
+                        help="also write the runs for another tool: marl-eval FILE.json (id-marl-eval's layout)")
 
 
 # --- runs ----------------------------------------------------------------------------------------------
@@ -54,6 +62,7 @@ class Run:
     seed: int
     status: str
     t_max: int | None
+    env: str = "unknown"  # the environment: gymnasium id prefix (lbforaging), else config `env` (sc2, smax)
     series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # name -> (steps, values)
 
 
@@ -65,9 +74,11 @@ def _map_of(config: dict) -> str:
 
 
 def _run_from(source: str, config: dict, status: str, series: dict) -> Run:
+    key = str((config.get("env_args") or {}).get("key") or "")
     return Run(source=source, algorithm=str(config.get("name", "?")), map=_map_of(config),
                seed=int(config.get("seed", 0)), status=status,
-               t_max=int(config["t_max"]) if config.get("t_max") else None, series=series)
+               t_max=int(config["t_max"]) if config.get("t_max") else None, series=series,
+               env=key.split(":")[0] if ":" in key else str(config.get("env") or "unknown"))
 
 
 def load_file_runs(root: Path) -> list[Run]:
@@ -270,15 +281,21 @@ CSV_COLUMNS = ["map", "algorithm", "metric", "seeds", "final_mean", "final_ci95"
                "threshold", "steps_to_threshold", "seeds_reaching", "paper_sc2_final"]
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
+def write_csv(rows: list[Row], path: Path, stats: list | None = None) -> None:
+    """report.csv: a row per (map, algorithm), plus rliable's columns and "all maps" rows given `stats`."""
+    from r3dm_epymarl.experiments import report_rliable as rl
+
+    by_map = {s.group.name: s for s in stats or []}
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS + (rl.csv_columns() if stats else []))
         for r in rows:
+            new = rl.csv_cells(by_map[r.map], r.algorithm) if r.map in by_map else []
             writer.writerow([r.map, r.algorithm, r.metric, " ".join(map(str, r.seeds)), *r.final, *r.auc,
                              "" if r.threshold is None else r.threshold,
                              "" if r.steps_to_threshold is None else r.steps_to_threshold, r.reached,
-                             "" if r.paper is None else r.paper])
+                             "" if r.paper is None else r.paper, *new])
+        writer.writerows(rl.all_maps_csv_rows(stats or [], len(CSV_COLUMNS)))
 
 
 def mean_curve(curves: list[tuple[list[float], list[float]]]):
@@ -344,9 +361,14 @@ def safe_name(name: str) -> str:
 
 def build_report(sources: list[str], mongo: str | None = None, metric: str = "auto",
                  threshold: float | None = None, status: str = "COMPLETED", out: str = "report",
-                 paper: str | None = None) -> tuple[str, list[Path]]:
-    """Load, aggregate, write the CSV and PNGs; return the printed table and the files written."""
+                 paper: str | None = None, reps: int | None = None, seed: int = 0, per_seed: bool = False,
+                 export: tuple[str, str] | None = None) -> tuple[str, list[Path]]:
+    """Load, aggregate, estimate (rliable), write the CSVs, PNGs and any export; return the printed
+    text and the files written."""
     from r3dm_epymarl.errors import UserError
+    from r3dm_epymarl.experiments import report_rliable as rl
+
+    rl.check_options(reps, export)
 
     runs = [run for src in sources for run in load_file_runs(Path(src))]
     if mongo:
@@ -365,18 +387,19 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
         row.paper = published.get((row.map.lower(), row.algorithm.lower()))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out_dir / "report.csv")
-    files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir)]
+    block, stats, rliable_files = rl.rliable_report(kept, metric, out_dir, reps, seed, per_seed, export)
+    write_csv(rows, out_dir / "report.csv", stats)
+    files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir), *rliable_files]
     skipped = len(runs) - len(kept)
     text = table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
-    return text, files
+    return text + "\n" + block, files
 
 
 def main(args) -> int:
     text, files = build_report(args.sources, args.mongo, args.metric, args.threshold, args.status, args.out,
-                               args.paper)
+                               args.paper, args.reps, args.seed, args.per_seed, args.export)
     print(text)
     print("\nwrote " + ", ".join(str(f) for f in files))
     return 0

@@ -95,7 +95,7 @@ def test_known_answer_from_file_storage(runs_dir):
 
 def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
     out = tmp_path / "report"
-    proc = cli("report", str(runs_dir), "--out", str(out), "--paper")
+    proc = cli("report", str(runs_dir), "--out", str(out), "--paper", "--reps", "200")
     run_ok(proc)
     assert "== 5m_vs_6m: test_battle_won_mean" in proc.stdout
     assert "0.400 ± 0.497" in proc.stdout and "900 (1/3)" in proc.stdout
@@ -106,6 +106,25 @@ def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
     assert float(rows["qmix"]["final_mean"]) == pytest.approx(0.4) and rows["r3dm"]["seeds"] == "1 2 3"
     assert_real_png(out / "curves_5m_vs_6m.png", min_height=200, min_width=300, min_std=0.01)
     assert_real_png(out / "curves_Foraging-8x8-3p-3f-v3.png", min_height=200, min_width=300, min_std=0.01)
+    # rliable's block: every r3dm seed (final 1.0) beats every qmix seed (0.2, 0.4, 0.6)
+    assert "-- 5m_vs_6m: test_battle_won_mean; runs x tasks: r3dm 3x1, qmix 3x1" in proc.stdout
+    assert "r3dm  -                  1.00 [1.00, 1.00]" in proc.stdout
+    assert "all maps: no aggregate, fewer than two maps hold every algorithm" in proc.stdout
+    assert float(rows["qmix"]["iqm"]) == pytest.approx(0.4) and float(rows["r3dm"]["iqm_lo"]) == 1.0
+    assert_real_png(out / "profiles.png", min_height=200, min_width=300, min_std=0.01)
+    assert_real_png(out / "efficiency.png", min_height=200, min_width=300, min_std=0.01)
+
+
+def test_probability_of_improvement_on_sacred_runs(runs_dir):
+    from r3dm_epymarl.experiments import report_rliable as rl
+
+    runs = [r for r in report.load_file_runs(runs_dir) if r.status == "COMPLETED"]
+    groups, notes = rl.map_groups(runs)
+    assert [g.name for g in groups] == ["5m_vs_6m", "Foraging-8x8-3p-3f-v3"] and notes == []
+    stats = rl.estimate(groups[0], rl.default_reps(500))
+    assert stats.improvement["r3dm", "qmix"] == (1.0, 1.0, 1.0)  # every r3dm seed beats every qmix seed
+    assert stats.improvement["qmix", "r3dm"] == (0.0, 0.0, 0.0)
+    assert stats.points["qmix"][0] == pytest.approx(0.4)  # IQM of 0.2, 0.4, 0.6 (3 runs: nothing trimmed)
 
 
 def test_paper_overlay_matches_map_and_algorithm_case_insensitively(tmp_path):
