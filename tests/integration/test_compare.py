@@ -26,8 +26,10 @@ def test_two_algorithms_two_seeds_then_resume(zoo_available, tmp_path):
     assert proc.stdout.count(" done ") == 4 and "FAILED" not in proc.stdout
     # The table: one row per algorithm, two seeds each, on the LBF map (metric: the test return).
     assert "== Foraging-8x8-3p-3f-v3: test_return_mean" in proc.stdout
-    table = [line.split() for line in proc.stdout.splitlines() if line.startswith(("acorm ", "r3dm_qmix "))]
+    tables, rliable = proc.stdout.split("== rliable:")  # the per-map table, then rliable's blocks
+    table = [line.split() for line in tables.splitlines() if line.startswith(("acorm ", "r3dm_qmix "))]
     assert sorted(row[0] for row in table) == ["acorm", "r3dm_qmix"] and all(row[1] == "2" for row in table)
+    assert "probability of improvement" in rliable and "IQM" in rliable
     with open(out / "report" / "report.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {(r["algorithm"], r["seeds"]) for r in rows} == {("acorm", "1 2"), ("r3dm_qmix", "1 2")}
