@@ -136,17 +136,6 @@ def _kl_losses_autograd(post_logits: th.Tensor, prior_logits: th.Tensor, free_bi
     return dyn, rep
 
 
-def mode_log_prob(logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
-    """Log-probability of the mode of logits [..., S, C] under that same distribution, summed over S -> [...].
-
-    The mode's softmax probability is exp(max - logsumexp); unimix is then applied to that one value."""
-    top = logits.amax(-1)  # [..., S]
-    log_mode = top - th.logsumexp(logits, -1)  # log softmax of the mode
-    if unimix > 0:
-        log_mode = th.log(log_mode.exp() * (1.0 - unimix) + unimix / logits.shape[-1])
-    return log_mode.sum(-1)
-
-
 def one_hot_log_prob(logits: th.Tensor, one_hot: th.Tensor, unimix: float = 0.01) -> th.Tensor:
     """Log-probability of a one-hot latent [..., S, C] (a sample or the mode) under logits [..., S, C]
     with unimix, summed over the S categoricals -> [...]."""

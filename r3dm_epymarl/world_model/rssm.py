@@ -290,6 +290,14 @@ def _one_hot_matmul(index: th.Tensor, weight: th.Tensor, add: th.Tensor) -> th.T
     return F.embedding_bag(rows, weight.reshape(G * SC, -1), mode="sum").view(G, M, -1).add_(add)
 
 
+def _draw(soft: th.Tensor, unimix: float, noise: th.Tensor) -> th.Tensor:
+    """Inverse-CDF draw from the unimix of softmax probabilities soft [.., S, C], given uniforms
+    noise [.., S, 1] -> class index [.., S, 1]."""
+    C = soft.shape[-1]
+    probs = soft * (1.0 - unimix) + unimix / C if unimix > 0 else soft
+    return (probs[..., :C - 1].cumsum(-1) < noise).sum(-1, keepdim=True)
+
+
 def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
     """The recurrence. h [G, M, D], s [G, M, SC] (h_{-1}, s_{-1}); other, pe [G, T, M, H];
     noise [G, T, M, S, 1] uniforms (sample) or None (mode). Returns (deter, stoch, post) [G, T, M, .] and,
@@ -325,8 +333,7 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
         if noise is not None or save:
             soft = th.softmax(logits, -1)
         if noise is not None:  # inverse-CDF sample of the unimix probabilities
-            probs = soft * (1.0 - unimix) + unimix / C if unimix > 0 else soft
-            index = (probs[..., :C - 1].cumsum(-1) < noise[:, t]).sum(-1, keepdim=True)
+            index = _draw(soft, unimix, noise[:, t])
         else:
             index = logits.max(-1, keepdim=True).indices  # the first maximum, as argmax
         s = _one_hot_into(index, stoch[:, t].view(G, M, S, C)).view(G, M, S * C)
@@ -531,10 +538,8 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
             hidden = F.silu(_norm_affine(th.baddbmm(b1, h, W1), g1, be1, eps_1)[0])
             logits = th.baddbmm(b2, hidden, W2, out=priors[:, j]).view(G, M, S, C)
             if sample:  # inverse-CDF sample of the unimix prior
-                probs = th.softmax(logits, -1)
-                probs = probs * (1.0 - first.unimix) + first.unimix / C if first.unimix > 0 else probs
-                noise = th.rand((G, M, S, 1), device=probs.device, dtype=probs.dtype)
-                index = (probs[..., :C - 1].cumsum(-1) < noise).sum(-1, keepdim=True)
+                noise = th.rand((G, M, S, 1), device=logits.device, dtype=logits.dtype)
+                index = _draw(th.softmax(logits, -1), first.unimix, noise)
             else:
                 index = logits.max(-1, keepdim=True).indices
             _one_hot_into(index, stochs[:, j].view(G, M, S, C))

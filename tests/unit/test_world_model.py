@@ -10,7 +10,7 @@ from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.intrinsic.world_model import WorldModelReward, imagination_steps, observed
 from r3dm_epymarl.learners.role_q_learner import td_mask
 from r3dm_epymarl.world_model.distributions import (
-    categorical_kl, kl_losses, mode_log_prob, straight_through_mode, straight_through_sample, symexp, symlog,
+    categorical_kl, kl_losses, one_hot_log_prob, straight_through_mode, straight_through_sample, symexp, symlog,
     unimix_log_probs, unimix_probs,
 )
 from r3dm_epymarl.world_model.rssm import RSSM, loss_many
@@ -147,10 +147,14 @@ def test_kl_gradients_match_plain_autograd():
     assert all(th.allclose(a, b) for a, b in zip(kl_losses(post, prior), reference(post, prior)))
 
 
-def test_mode_log_prob():
+def test_one_hot_log_prob_of_the_mode_and_of_a_sample():
     logits = th.randn(3, 4, 8)
+    mode = th.nn.functional.one_hot(logits.argmax(-1), 8).float()
     expected = unimix_probs(logits).max(-1).values.log().sum(-1)
-    assert th.allclose(mode_log_prob(logits), expected)
+    assert th.allclose(one_hot_log_prob(logits, mode), expected)
+    sample = th.nn.functional.one_hot(th.randint(0, 8, (3, 4)), 8).float()
+    expected = (unimix_probs(logits) * sample).sum(-1).log().sum(-1)
+    assert th.allclose(one_hot_log_prob(logits, sample), expected)
 
 
 # --- the RSSM ---------------------------------------------------------------------------------
@@ -330,7 +334,7 @@ def test_multi_step_imagination_matches_rssm_imagine():
         pred = model.decode(im["deter"], im["stoch"], z[t:t + k])  # o_{t+j} decoded with z_{t+j-1}
         expected = (pred - symlog(obs[t + 1:t + 1 + k])).pow(2).sum(-1)  # [k, M0]
     assert th.allclose(err[:, t], expected, atol=1e-4)
-    assert th.allclose(logp[:, t], mode_log_prob(im["prior"]), atol=1e-5)
+    assert th.allclose(logp[:, t], unimix_probs(im["prior"]).max(-1).values.log().sum(-1), atol=1e-5)  # the mode's
 
 
 @pytest.mark.parametrize("k", [1, 3])
