@@ -122,6 +122,10 @@ def register(host=None) -> Path:
     for registry, kind, key, obj in plan:
         registry[key] = obj
         done[(kind, key)] = obj
+    # The host's run loop, hooked for exact resume, checkpoint manifests and the progress line.
+    from r3dm_epymarl.runs.loop import install
+
+    install(host.module("run"), host.name)
     return config_dir()
 
 

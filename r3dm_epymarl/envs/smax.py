@@ -407,6 +407,15 @@ class SMAXEnv:
             self._key = self._k.key(self._seed)
         return self._seed
 
+    def get_rng_state(self) -> dict:
+        """The key chain and counters, for an exact resume (episodes end before a checkpoint)."""
+        return {"seed": self._seed, "key": np.asarray(self._key), "stats": dict(self._stats)}
+
+    def set_rng_state(self, state: dict) -> None:
+        self._seed = int(state["seed"])
+        self._key = self._k.jax.numpy.asarray(state["key"])
+        self._stats.update(state["stats"])
+
     def save_replay(self):
         """SMAX writes no StarCraft II replays; nothing to save."""
         return None

@@ -1,0 +1,229 @@
+"""Exact resume through the host's own run loop.
+
+Neither host's `run_sequential` can resume a run exactly: on load it restores the networks only, and
+it restarts its loop counters (episode, last test/log/save step) at zero, so a resumed run tests, logs
+and saves at other steps than the uninterrupted one and draws different random numbers. Rather than
+replace that loop with a copy, `install` recompiles the host's own function with four small changes
+(the source is the host's, whatever its version):
+
+1. first statement: `hooks.select(args)` picks the newest intact checkpoint when `checkpoint_path` is
+   set (a folder left half-written by a kill is skipped, in one line);
+2. the counter initialisers `episode = 0` etc. become `episode = hooks.initial("episode", 0)`;
+3. just before them: `hooks.restore(locals())` puts back the buffer, RNG streams, env key stream,
+   counters and target networks saved beside the models the host has just loaded;
+4. last statement of the `while` body: `hooks.end_of_iteration(locals())` writes that state (and the
+   manifest, last) into the folder the host saved models to in this iteration, and updates the live
+   progress line; after the loop, `hooks.finished(locals())`.
+
+If the host's loop does not have that shape (another host version), nothing is changed and resume
+restores models only, as the host does, with one line saying so.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from r3dm_epymarl.runs import checkpoints, state
+from r3dm_epymarl.runs.progress import Progress
+
+HOOKS_NAME = "__r3dm_epymarl_run_hooks__"
+ORIGINAL_NAME = "__r3dm_epymarl_host_run_sequential__"
+
+# Fault injection for the tests (a real SIGKILL at a chosen step): kill at the end of the first
+# iteration with t_env >= N, or inside the first save at t_env >= N, after run_state, before the manifest.
+KILL_AT_T = "R3DM_EPYMARL_KILL_AT_T"
+KILL_IN_SAVE_AT_T = "R3DM_EPYMARL_KILL_IN_SAVE_AT_T"
+
+
+def _say(message: str) -> None:
+    print(f"r3dm-epymarl: {message}", file=sys.stderr, flush=True)
+
+
+def _call(method: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(func=ast.Attribute(value=ast.Name(HOOKS_NAME, ast.Load()), attr=method, ctx=ast.Load()),
+                    args=list(args), keywords=[])
+
+
+def _locals() -> ast.Call:
+    return ast.Call(func=ast.Name("locals", ast.Load()), args=[], keywords=[])
+
+
+def rewrite(source: str) -> ast.Module:
+    """The host's `run_sequential` source with the hooks added; ValueError if its shape is unknown."""
+    module = ast.parse(textwrap.dedent(source))
+    (function,) = [n for n in module.body if isinstance(n, ast.FunctionDef)]
+    body = function.body
+    counters = [i for i, s in enumerate(body)
+                if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+                and s.targets[0].id in state.LOOP_COUNTERS]
+    found = {body[i].targets[0].id for i in counters}
+    loops = [s for s in body if isinstance(s, ast.While)]
+    if found != set(state.LOOP_COUNTERS) or len(loops) != 1:
+        missing = sorted(set(state.LOOP_COUNTERS) - found)
+        raise ValueError(f"run_sequential has {'no counter ' + ', '.join(missing) if missing else 'no single while loop'}")
+    for i in counters:
+        name = body[i].targets[0].id
+        body[i].value = _call("initial", ast.Constant(name), body[i].value)
+    loop = loops[0]
+    loop.body.append(ast.Expr(_call("end_of_iteration", _locals())))
+    body.insert(body.index(loop) + 1, ast.Expr(_call("finished", _locals())))
+    body.insert(counters[0], ast.Expr(_call("restore", _locals())))
+    body.insert(0, ast.Expr(_call("select", ast.Name("args", ast.Load()))))
+    return ast.fix_missing_locations(module)
+
+
+def install(run_module, host_name: str) -> bool:
+    """Replace `run_module.run_sequential` by the hooked version of itself (idempotent)."""
+    if getattr(run_module, ORIGINAL_NAME, None) is not None:
+        return True
+    original = run_module.run_sequential
+    try:
+        lines, first_line = inspect.getsourcelines(original)
+        tree = rewrite("".join(lines))
+        ast.increment_lineno(tree, first_line - 1)  # tracebacks point at the host's own lines
+    except (OSError, TypeError, ValueError) as exc:
+        _say(f"exact resume is off for this {host_name} version ({exc}); checkpoints hold models only")
+        return False
+    namespace = run_module.__dict__
+    namespace[HOOKS_NAME] = RunHooks(host_name)
+    code = compile(tree, inspect.getsourcefile(original) or "<run_sequential>", "exec")
+    exec(code, namespace)  # defines the hooked run_sequential in the host's module, with its globals
+    namespace[ORIGINAL_NAME] = original
+    return True
+
+
+def uninstall(run_module) -> None:
+    original = getattr(run_module, ORIGINAL_NAME, None)
+    if original is not None:
+        run_module.run_sequential = original
+        delattr(run_module, ORIGINAL_NAME)
+
+
+class RunHooks:
+    """What the hooked loop calls. One instance per host module, reset at each `select`."""
+
+    def __init__(self, host_name: str):
+        self.host_name = host_name
+        self.counters: dict | None = None
+        self.resumed_from: dict | None = None
+        self.progress: Progress | None = None
+
+    # --- before the host loads anything ---------------------------------------------------------------
+    def select(self, args) -> None:
+        self.counters, self.resumed_from = None, None
+        self.progress = Progress.for_run(args)
+        path = getattr(args, "checkpoint_path", "")
+        if not path or getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
+            return
+        folders = checkpoints.step_folders(Path(path))
+        if not any((f / checkpoints.MANIFEST).is_file() for f in folders):
+            if folders:
+                _say(f"{path} has no {checkpoints.MANIFEST} (saved without the plug-in's hooks): loading "
+                     "models only, so this is not an exact resume")
+            return
+        wanted = int(getattr(args, "load_step", 0) or 0)
+        if wanted:  # the host's rule: the checkpoint closest to load_step, among the intact ones
+            folders.sort(key=lambda f: abs(int(f.name) - wanted))
+        for folder in folders:
+            try:
+                checkpoints.read_manifest(folder)
+            except ValueError as exc:
+                _say(f"skipping checkpoint {exc}")
+                continue
+            args.load_step = int(folder.name)
+            return
+        _say(f"no intact checkpoint in {path}: starting from step 0")
+        args.checkpoint_path = ""
+
+    # --- after the host loaded the models, before its loop ---------------------------------------------
+    def restore(self, ns: dict) -> None:
+        args = ns["args"]
+        model_path = ns.get("model_path")
+        if not getattr(args, "checkpoint_path", "") or not model_path:
+            return
+        folder = Path(model_path)
+        if not (folder / checkpoints.RUN_STATE).is_file():
+            return
+        manifest = checkpoints.read_manifest(folder)
+        saved = checkpoints.load_state(folder / checkpoints.RUN_STATE)
+        state.restore(ns, saved)
+        self.counters = saved["loop"]
+        self.resumed_from = {"checkpoint": str(folder.resolve()), "t_env": manifest["t_env"],
+                             **{k: manifest["sacred"].get(k) for k in ("run_dir", "run_id")}}
+        logger = ns["logger"]
+        run = getattr(logger, "_run_obj", None)
+        if run is not None:  # Sacred cannot reopen a run: this one says where it continues from
+            run.info["resumed_from"] = self.resumed_from
+        exact = "exactly" if manifest.get("exact") else "(not exactly: " + "; ".join(
+            f"{k} {v}" for k, v in manifest.get("notes", {}).items() if not str(v).startswith(("saved", "restored"))) + ")"
+        _say(f"resumed {exact} from {folder} at t_env {manifest['t_env']}")
+        if self.progress:
+            self.progress.resumed(manifest["t_env"])
+
+    def initial(self, name: str, default):
+        return self.counters[name] if self.counters is not None else default
+
+    # --- the end of every loop iteration -----------------------------------------------------------
+    def end_of_iteration(self, ns: dict) -> None:
+        runner, args = ns["runner"], ns["args"]
+        if self.progress:
+            self.progress.update(runner.t_env, ns["logger"])
+        saved_now = args.save_model and ns["model_save_time"] == runner.t_env and "save_path" in ns
+        if saved_now:
+            self._save(ns, Path(ns["save_path"]))
+        kill_at = os.environ.get(KILL_AT_T)
+        if kill_at and runner.t_env >= int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _save(self, ns: dict, folder: Path) -> None:
+        args, runner = ns["args"], ns["runner"]
+        start = time.perf_counter()
+        with_buffer = bool(getattr(args, "checkpoint_buffer", True))
+        run_state, notes = state.capture(ns, with_buffer=with_buffer)
+        size = checkpoints.save_state(folder / checkpoints.RUN_STATE, run_state)
+        kill_in_save = os.environ.get(KILL_IN_SAVE_AT_T)
+        if kill_in_save and runner.t_env >= int(kill_in_save):
+            os.kill(os.getpid(), signal.SIGKILL)
+        checkpoints.write_manifest(folder, self._manifest(ns, notes))
+        total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        ns["logger"].console_logger.info(
+            f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({size / 2**20:.1f} MiB run state"
+            f"{'' if with_buffer else ', no buffer'}), {time.perf_counter() - start:.1f} s")
+
+    def _manifest(self, ns: dict, notes: dict) -> dict:
+        from r3dm_epymarl import __version__
+        from r3dm_epymarl.presets import map_name
+
+        args, runner = ns["args"], ns["runner"]
+        config = {k: v for k, v in vars(args).items() if state._is_plain(v)}
+        exact = all(str(v).startswith(("saved", "restored")) for v in notes.values())
+        return {"t_env": runner.t_env, "episode": ns["episode"], "seed": getattr(args, "seed", None),
+                "algorithm": getattr(args, "name", None), "map": map_name(config), "host": self.host_name,
+                "plugin_version": __version__, "exact": exact, "notes": notes,
+                "sacred": _sacred_run(ns["logger"]), "resumed_from": self.resumed_from,
+                "argv": sys.argv[1:], "cwd": os.getcwd(), "config": config}
+
+    def finished(self, ns: dict) -> None:
+        if self.progress:
+            self.progress.close(ns["runner"].t_env, ns["logger"])
+
+
+def _sacred_run(logger) -> dict:
+    """Where this run's Sacred records are: the file observer's folder, the run id, Mongo's id."""
+    run = getattr(logger, "_run_obj", None)
+    out = {"run_dir": None, "run_id": None}
+    if run is None:
+        return out
+    out["run_id"] = getattr(run, "_id", None)
+    for observer in getattr(run, "observers", []):
+        if getattr(observer, "dir", None):
+            out["run_dir"] = str(Path(observer.dir).resolve())
+        if getattr(observer, "run_entry", None):
+            out["mongo_id"] = observer.run_entry.get("_id")
+    return out
