@@ -3,7 +3,7 @@
 Neither host's `run_sequential` can resume a run exactly: on load it restores the networks only, and
 it restarts its loop counters (episode, last test/log/save step) at zero, so a resumed run tests, logs
 and saves at other steps than the uninterrupted one and draws different random numbers. Rather than
-replace that loop with a copy, `install` recompiles the host's own function with four small changes
+replace that loop with a copy, `install` recompiles the host's own function with five small changes
 (the source is the host's, whatever its version):
 
 1. first statement: `hooks.select(args)` picks the newest intact checkpoint when `checkpoint_path` is
@@ -11,7 +11,9 @@ replace that loop with a copy, `install` recompiles the host's own function with
 2. the counter initialisers `episode = 0` etc. become `episode = hooks.initial("episode", 0)`;
 3. just before them: `hooks.restore(locals())` puts back the buffer, RNG streams, env key stream,
    counters and target networks saved beside the models the host has just loaded;
-4. last statement of the `while` body: `hooks.end_of_iteration(locals())` writes that state (and the
+4. `save_path = ...` becomes `save_path = hooks.save_path(...)`: a resumed run keeps saving into the
+   folder it resumed from, so the newest checkpoint of a run is always in one place;
+5. last statement of the `while` body: `hooks.end_of_iteration(locals())` writes that state (and the
    manifest, last) into the folder the host saved models to in this iteration, and updates the live
    progress line; after the loop, `hooks.finished(locals())`.
 
@@ -71,6 +73,11 @@ def rewrite(source: str) -> ast.Module:
         name = body[i].targets[0].id
         body[i].value = _call("initial", ast.Constant(name), body[i].value)
     loop = loops[0]
+    save_paths = [n for n in ast.walk(loop) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id == "save_path"]
+    if len(save_paths) != 1:
+        raise ValueError("run_sequential's loop has no single `save_path = ...`")
+    save_paths[0].value = _call("save_path", save_paths[0].value)
     loop.body.append(ast.Expr(_call("end_of_iteration", _locals())))
     body.insert(body.index(loop) + 1, ast.Expr(_call("finished", _locals())))
     body.insert(counters[0], ast.Expr(_call("restore", _locals())))
@@ -165,6 +172,12 @@ class RunHooks:
         _say(f"resumed {exact} from {folder} at t_env {manifest['t_env']}")
         if self.progress:
             self.progress.resumed(manifest["t_env"])
+
+    def save_path(self, path: str) -> str:
+        """The host's folder for this step's models, moved into the checkpoint folder resumed from."""
+        if self.resumed_from is None:
+            return path
+        return str(Path(self.resumed_from["checkpoint"]).parent / Path(path).name)
 
     def initial(self, name: str, default):
         return self.counters[name] if self.counters is not None else default

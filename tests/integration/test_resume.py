@@ -1,0 +1,120 @@
+"""Exact resume after a SIGKILL, through the real EPyMARL run loop on SMAX 3m, for every registered
+algorithm: a run killed between two checkpoints and resumed logs, after its resume point, exactly the
+metrics of the uninterrupted run with the same seed (bitwise: same floats)."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from r3dm_epymarl.registry import ALGORITHMS
+from r3dm_epymarl.runs.checkpoints import MANIFEST, RUN_STATE, read_manifest, step_folders
+from r3dm_epymarl.runs.loop import KILL_AT_T, KILL_IN_SAVE_AT_T
+from tests.conftest import cli, run_ok
+
+EPYMARL_PATH = os.environ.get("EPYMARL_PATH")
+pytestmark = [
+    pytest.mark.skipif(not EPYMARL_PATH, reason="EPYMARL_PATH is not set (an EPyMARL checkout)"),
+    pytest.mark.filterwarnings("ignore"),
+]
+pytest.importorskip("jaxmarl", reason="SMAX needs jaxmarl (pip install 'r3dm-epymarl[smax]')")
+
+# ~1200 steps of SMAX 3m, checkpoints about every 400, a test phase every 400.
+RUN = ["env_args.map_name=3m", "seed=5", "t_max=1200", "batch_size=4", "buffer_size=32",
+       "test_interval=400", "test_nepisode=2", "log_interval=400", "runner_log_interval=400",
+       "learner_log_interval=0", "save_model=True", "save_model_interval=400", "use_cuda=False"]
+PRETRAIN = ["pretrain_encoder_steps=2", "pretrain_contrastive_steps=2"]
+
+
+def _argv(algorithm: str, base: Path, *extra: str) -> list[str]:
+    pretrain = PRETRAIN if ALGORITHMS[algorithm].learner in ("acorm_learner", "r3dm_learner") else []
+    return ["run", "--epymarl", EPYMARL_PATH, "--base-dir", str(base), f"--config={algorithm}",
+            "--env-config=smax", "with", *RUN, *pretrain, *extra]
+
+
+def _models(base: Path) -> Path:
+    (folder,) = base.glob("results/models/*")
+    return folder
+
+
+def _metrics(base: Path) -> dict[str, dict]:
+    """Each Sacred run under `base`, by its run folder."""
+    return {p.parent.name: json.loads(p.read_text()) for p in base.glob("results/sacred/*/*/*/metrics.json")}
+
+
+def _after(metrics: dict, t: int) -> dict:
+    """Every metric's (step, value) pairs after step t, except wall-clock timings (time_*_ms)."""
+    after = {k: [(s, v) for s, v in zip(m["steps"], m["values"]) if s > t]
+             for k, m in metrics.items() if not k.startswith("time_")}
+    return {k: v for k, v in after.items() if v}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference run of each algorithm, made once per module."""
+    cache = {}
+
+    def get(algorithm: str) -> tuple[Path, dict]:
+        if algorithm not in cache:
+            base = tmp_path_factory.mktemp(f"{algorithm}-ref")
+            run_ok(cli(*_argv(algorithm, base)))
+            (metrics,) = _metrics(base).values()
+            cache[algorithm] = (base, metrics)
+        return cache[algorithm]
+
+    return get
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_sigkill_between_checkpoints_then_resume_is_the_same_run(algorithm, tmp_path, uninterrupted):
+    ref_base, reference = uninterrupted(algorithm)
+    killed = cli(*_argv(algorithm, tmp_path), env={KILL_AT_T: "600"})
+    assert killed.returncode == -9, f"expected SIGKILL, got exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    models = _models(tmp_path)
+    saved = [int(f.name) for f in step_folders(models)]
+    assert saved and max(saved) < 600 < 1200, saved  # killed after a checkpoint, before the next
+    resumed = cli(*_argv(algorithm, tmp_path, f"checkpoint_path={models}"))
+    run_ok(resumed)
+    t_resume = max(saved)
+    assert f"resumed exactly from {models / str(t_resume)} at t_env {t_resume}" in resumed.stderr
+    # The killed run's metrics.json exists if Sacred's heartbeat (every 10 s) wrote it before the kill.
+    (second,) = [m for m in _metrics(tmp_path).values()
+                 if min(s for v in m.values() for s in v["steps"]) > t_resume]
+    after_ref = _after(reference, t_resume)
+    assert sum(len(v) for v in after_ref.values()) > 10  # there is something after the resume point
+    assert _after(second, t_resume) == after_ref  # the same keys, steps and values, bit for bit
+    # The checkpoint the resumed run wrote says where it came from.
+    manifest = read_manifest(step_folders(_models(tmp_path))[0])
+    assert manifest["resumed_from"]["t_env"] == t_resume and manifest["exact"] is True
+    assert manifest["algorithm"] == algorithm and manifest["seed"] == 5 and manifest["map"] == "3m"
+
+
+def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_usable(tmp_path, uninterrupted):
+    algorithm = "r3dm"
+    _, reference = uninterrupted(algorithm)
+    killed = cli(*_argv(algorithm, tmp_path), env={KILL_IN_SAVE_AT_T: "400"})
+    assert killed.returncode == -9
+    models = _models(tmp_path)
+    newest, previous = step_folders(models)[:2]
+    assert (newest / RUN_STATE).is_file() and not (newest / MANIFEST).exists()  # the half-written one
+    read_manifest(previous)  # intact
+    resumed = cli(*_argv(algorithm, tmp_path, f"checkpoint_path={models}"))
+    run_ok(resumed)
+    assert f"skipping checkpoint {newest}: no {MANIFEST}" in resumed.stderr
+    t_resume = int(previous.name)
+    (second,) = [m for m in _metrics(tmp_path).values()
+                 if min(s for v in m.values() for s in v["steps"]) > t_resume]
+    assert _after(second, t_resume) == _after(reference, t_resume)
+
+
+def test_a_corrupt_checkpoint_is_reported_and_skipped(tmp_path, uninterrupted):
+    ref_base, _ = uninterrupted("r3dm_qmix")
+    copy = tmp_path / "models"
+    shutil.copytree(_models(ref_base), copy)
+    newest = step_folders(copy)[0]
+    state = newest / RUN_STATE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # truncated
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        read_manifest(newest)
+    assert read_manifest(step_folders(copy)[1])["t_env"] == int(step_folders(copy)[1].name)
