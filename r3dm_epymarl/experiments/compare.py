@@ -48,6 +48,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", choices=["epymarl", "pymarlzooplus"], help="force a host (see `run --help`)")
     parser.add_argument("--epymarl", metavar="PATH", help="an EPyMARL checkout (default: $EPYMARL_PATH)")
     parser.add_argument("--mongo", metavar="URL", help="also log every cell to MongoDB (else $MONGO_URL if set)")
+    parser.add_argument("--checkpoint-interval", type=int, default=10000, metavar="STEPS",
+                        help="env steps between a cell's checkpoints (models, buffer, RNG: an exact resume "
+                             "after a kill; 0 = none, a killed cell restarts at step 0; default: 10000)")
     parser.add_argument("--dry-run", action="store_true", help="print the cells' commands, run nothing")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--paper", action="store_true",
@@ -77,7 +80,9 @@ def make_cells(args) -> list[Cell]:
         for algorithm in args.algorithms:
             for seed in args.seeds:
                 folder = Path(args.out).resolve() / safe_name(map_name) / safe_name(algorithm) / f"seed{seed}"
-                updates = [f"{map_key}={map_name}", f"seed={seed}", *args.updates,
+                checkpoints = ([f"save_model=True", f"save_model_interval={args.checkpoint_interval}"]
+                               if args.checkpoint_interval > 0 else [])
+                updates = [f"{map_key}={map_name}", f"seed={seed}", *checkpoints, *args.updates,
                            *([f"t_max={args.t_max}"] if args.t_max else []),
                            *([f"mongo_url={args.mongo}"] if args.mongo else [])]
                 cells.append(Cell(algorithm, map_name, seed, folder,
@@ -95,6 +100,30 @@ def finished(cell: Cell) -> bool:
         except (OSError, ValueError):  # a run killed while writing run.json
             continue
     return False
+
+
+def resume_point(cell: Cell, report=print) -> tuple[Path, int] | None:
+    """The cell's newest intact checkpoint (folder of step folders, t_env), if it has one. Newer
+    checkpoints that are half-written or corrupt are reported in one line each and skipped."""
+    from r3dm_epymarl.runs.checkpoints import MANIFEST, newest_usable
+
+    best = None
+    # A checkpoint is <checkpoint_path>/<t_env>/: EPyMARL's results/models/<run>/, PyMARLzoo+'s .../models/.
+    for models in sorted({m.parent.parent for m in cell.folder.rglob(MANIFEST)}):
+        found = newest_usable(models, report=lambda line: report(f"compare: {cell.label}: {line.split(': ', 1)[-1]}"))
+        if found and (best is None or found[1]["t_env"] > best[1]):
+            best = (models, int(found[1]["t_env"]))
+    return best
+
+
+def with_resume(cell: Cell, report=print) -> list[str]:
+    """The cell's command, continued from its newest intact checkpoint where it has one."""
+    point = resume_point(cell, report)
+    if point is None:
+        return cell.argv
+    models, t_env = point
+    report(f"compare: {cell.label}: continuing from its checkpoint at t_env {t_env:,}")
+    return [*cell.argv, f"checkpoint_path={models}", f"load_step={t_env}"]
 
 
 def check_names(args) -> None:
@@ -122,8 +151,13 @@ def cell_env(threads: int) -> dict:
 
 def run_cell(argv: list[str], folder: str, env_updates: dict) -> tuple[int, float, str]:
     """One cell as its own process (also the body of a Ray task, so it reads the environment of the
-    node it runs on): exit code, seconds, last error line."""
-    env = {**os.environ, **env_updates}
+    node it runs on): exit code, seconds, last error line. The cell writes its progress to
+    FOLDER/progress.json for the grid's status line."""
+    from r3dm_epymarl.runs.progress import PROGRESS_FILE
+
+    env = {**os.environ, **env_updates, PROGRESS_FILE: os.path.join(folder, "progress.json")}
+    if os.path.exists(env[PROGRESS_FILE]):  # a previous attempt's figures
+        os.remove(env[PROGRESS_FILE])
     os.makedirs(folder, exist_ok=True)
     start = time.time()
     log_path = os.path.join(folder, "cell.log")
@@ -144,18 +178,22 @@ def _last_error(log_path: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def _run_local(cells: list[Cell], jobs: int, on_done) -> None:
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+def _run_local(cells: list[Cell], jobs: int, on_done, status) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     env = cell_env(max(1, (os.cpu_count() or 1) // jobs))
     # Threads only wait on the cells' processes; each cell is a separate Python process.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_cell, c.argv, str(c.folder), env): c for c in cells}
-        for future in as_completed(futures):
-            on_done(futures[future], *future.result())
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=status.every, return_when=FIRST_COMPLETED)
+            for future in done:
+                on_done(futures[future], *future.result())
+            status.show([futures[f] for f in pending if f.running()])
 
 
-def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done) -> None:
+def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status) -> None:
     try:
         import ray
     except ImportError as exc:
@@ -169,9 +207,10 @@ def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done) -> None
     env = cell_env(1)
     pending = {task.remote(c.argv, str(c.folder), env): c for c in cells}
     while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=status.every)
         for ref in done:
             on_done(pending.pop(ref), *ray.get(ref))
+        status.show([c for c in pending.values() if (c.folder / "progress.json").is_file()])
 
 
 def main(args) -> int:
@@ -187,8 +226,11 @@ def main(args) -> int:
           + (f", {kept} finished before (kept)" if kept else "")
           + (f"; running {len(todo)} on {args.backend}" + (f" x{args.jobs}" if args.backend == "local" else "")
              if todo else ""), flush=True)
+    for cell in todo:
+        cell.argv = with_resume(cell)
     failures = []
     count = [0]
+    grid = GridStatus(len(cells), kept)
 
     def on_done(cell: Cell, code: int, seconds: float, error: str) -> None:
         count[0] += 1
@@ -198,12 +240,13 @@ def main(args) -> int:
               + ("" if ok else f"  {error}  log: {cell.folder / 'cell.log'}"), flush=True)
         if not ok:
             failures.append(cell)
+        grid.finished(ok)
 
     if todo:
         if args.backend == "ray":
-            _run_ray(todo, args.ray_address, args.jobs, on_done)
+            _run_ray(todo, args.ray_address, args.jobs, on_done, grid)
         else:
-            _run_local(todo, min(args.jobs, len(todo)), on_done)
+            _run_local(todo, min(args.jobs, len(todo)), on_done, grid)
     if failures:
         print(f"compare: {len(failures)} of {len(cells)} cells failed: "
               + "; ".join(c.label for c in failures) + ". Fix and run the same command again: finished cells are kept.")
@@ -214,3 +257,32 @@ def main(args) -> int:
                                    paper="builtin" if args.paper else None)
         print("\n" + text + "\n\nwrote " + ", ".join(str(f) for f in files))
     return 1 if failures else 0
+
+
+class GridStatus:
+    """The grid's status line: cells done / running / failed, and each running cell's progress (from
+    the progress.json it writes), every `R3DM_EPYMARL_PROGRESS_SECONDS` (default 30)."""
+
+    def __init__(self, total: int, done: int):
+        from r3dm_epymarl.runs.progress import PROGRESS_SECONDS
+
+        self.total, self.done, self.failed = total, done, 0
+        self.every = float(os.environ.get(PROGRESS_SECONDS, "30"))
+
+    def finished(self, ok: bool) -> None:
+        self.done += ok
+        self.failed += not ok
+
+    def show(self, running: list[Cell]) -> None:
+        from r3dm_epymarl.runs.progress import Progress
+
+        parts = []
+        for cell in running:
+            try:
+                figures = json.loads((cell.folder / "progress.json").read_text())
+            except (OSError, ValueError):
+                parts.append(f"{cell.label}: starting")
+                continue
+            parts.append(f"{cell.label}: {Progress.line(figures)}")
+        print(f"compare: {self.done}/{self.total} done, {len(running)} running, {self.failed} failed"
+              + "".join(f"\n  {p}" for p in parts), flush=True)

@@ -82,26 +82,58 @@ def _run_from(source: str, config: dict, status: str, series: dict) -> Run:
 
 
 def load_file_runs(root: Path) -> list[Run]:
-    """Every Sacred FileStorage run under `root` (any depth)."""
+    """Every Sacred FileStorage run under `root` (any depth). A run that cannot be read (killed while
+    writing its run.json) is skipped with one line."""
     runs = []
     for run_json in sorted(Path(root).rglob("run.json")):
         folder = run_json.parent
         config_path = folder / "config.json"
         if not config_path.is_file():
             continue
-        status = json.loads(run_json.read_text()).get("status", "?")
-        config = json.loads(config_path.read_text())
-        series = {}
-        metrics_path = folder / "metrics.json"
-        if metrics_path.is_file():
-            for name, m in json.loads(metrics_path.read_text()).items():
-                series[name] = (list(m["steps"]), list(m["values"]))
-        else:  # older hosts keep the curves only in info.json as `key` / `key_T`
-            info_path = folder / "info.json"
-            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-            series = {k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}
+        try:
+            status = json.loads(run_json.read_text()).get("status", "?")
+            config = json.loads(config_path.read_text())
+            series = _file_series(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"report: skipping {folder}: unreadable ({type(exc).__name__}: {exc})")
+            continue
         runs.append(_run_from(str(folder), config, status, series))
     return runs
+
+
+def _own_series(folder: Path) -> dict:
+    metrics_path = folder / "metrics.json"
+    if metrics_path.is_file():
+        return {name: (list(m["steps"]), list(m["values"]))
+                for name, m in json.loads(metrics_path.read_text()).items()}
+    # older hosts keep the curves only in info.json as `key` / `key_T`
+    info_path = folder / "info.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    return {k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}
+
+
+def _file_series(folder: Path, depth: int = 0) -> dict:
+    """The run's curves; a resumed run's (resumed_from.json, see runs/loop.py) start with the curves of
+    the run it continues, up to the step it resumed from, so a killed-and-resumed run reads as one."""
+    from r3dm_epymarl.runs.loop import RESUMED_FROM
+
+    series = _own_series(folder)
+    link = folder / RESUMED_FROM
+    if not link.is_file() or depth > 100:
+        return series
+    resumed = json.loads(link.read_text())
+    previous = Path(resumed.get("run_dir") or "")
+    if not previous.is_dir():
+        print(f"report: {folder} resumed from {previous or '?'} (t_env {resumed['t_env']}), which is gone: "
+              "its curves start there")
+        return series
+    t = resumed["t_env"]
+    earlier = _file_series(previous, depth + 1)
+    for name, (steps, values) in earlier.items():
+        keep = [(s, v) for s, v in zip(steps, values) if s <= t]
+        own_steps, own_values = series.get(name, ([], []))
+        series[name] = ([s for s, _ in keep] + list(own_steps), [v for _, v in keep] + list(own_values))
+    return series
 
 
 def load_mongo_runs(url: str) -> list[Run]:

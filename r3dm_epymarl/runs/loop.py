@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ from r3dm_epymarl.runs import checkpoints, state
 from r3dm_epymarl.runs.progress import Progress
 
 HOOKS_NAME = "__r3dm_epymarl_run_hooks__"
+RESUMED_FROM = "resumed_from.json"  # in a resumed run's Sacred folder: the run and step it continues
 ORIGINAL_NAME = "__r3dm_epymarl_host_run_sequential__"
 
 # Fault injection for the tests (a real SIGKILL at a chosen step): kill at the end of the first
@@ -163,10 +165,15 @@ class RunHooks:
         self.counters = saved["loop"]
         self.resumed_from = {"checkpoint": str(folder.resolve()), "t_env": manifest["t_env"],
                              **{k: manifest["sacred"].get(k) for k in ("run_dir", "run_id")}}
+        # Sacred cannot reopen a run: this new one says where it continues from, as a one-point metric
+        # (every consumer of metrics copes; a non-series key in `info` breaks PyMARLzoo+'s plots) and,
+        # for file storage, in resumed_from.json beside its run.json (what `report` stitches with).
         logger = ns["logger"]
-        run = getattr(logger, "_run_obj", None)
-        if run is not None:  # Sacred cannot reopen a run: this one says where it continues from
-            run.info["resumed_from"] = self.resumed_from
+        logger.log_stat("resumed_from_t_env", manifest["t_env"], manifest["t_env"])
+        run_dir = _sacred_run(logger)["run_dir"]
+        if run_dir:
+            checkpoints.atomic_write_bytes(Path(run_dir) / RESUMED_FROM,
+                                           json.dumps(self.resumed_from, indent=1).encode())
         exact = "exactly" if manifest.get("exact") else "(not exactly: " + "; ".join(
             f"{k} {v}" for k, v in manifest.get("notes", {}).items() if not str(v).startswith(("saved", "restored"))) + ")"
         _say(f"resumed {exact} from {folder} at t_env {manifest['t_env']}")

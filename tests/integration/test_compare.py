@@ -66,3 +66,41 @@ def test_unknown_algorithm_fails_before_any_cell_starts(zoo_available, tmp_path)
     proc = _compare(tmp_path / "grid", "--algorithms", "qmix", "r3dn", "--maps", LBF_KEY)
     assert proc.returncode == 2 and "unknown config 'r3dn'" in proc.stderr and "r3dm" in proc.stderr
     assert not (tmp_path / "grid").exists()
+
+
+def test_a_cell_killed_mid_run_continues_from_its_checkpoint(zoo_available, tmp_path):
+    """SIGKILL a cell between checkpoints; the same command again continues it from its newest checkpoint
+    (its t_env does not restart at 0), and the report stitches the two Sacred runs into one curve."""
+    import json
+
+    from r3dm_epymarl.runs.loop import KILL_AT_T
+
+    out = tmp_path / "grid"
+    args = ["--algorithms", "r3dm_qmix", "--seeds", "1", "--maps", LBF_KEY, "--checkpoint-interval", "100"]
+    killed = cli("compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), *args,
+                 "--with", *TINY, env={KILL_AT_T: "260", "R3DM_EPYMARL_PROGRESS_SECONDS": "1"}, timeout=900)
+    assert killed.returncode == 1 and "FAILED (exit -9)" in killed.stdout, killed.stdout
+    assert "compare: 0/1 done, 1 running, 0 failed" in killed.stdout  # the grid's status line
+    again = _compare(out, *args)
+    run_ok(again)
+    (line,) = [l for l in again.stdout.splitlines() if "continuing from its checkpoint" in l]
+    t_resume = int(line.rsplit(" ", 1)[-1].replace(",", ""))
+    assert 100 <= t_resume < 260, line
+    runs = {json.loads(p.read_text())["status"]: p.parent for p in _sacred_runs(out)}
+    resumed_from = json.loads((runs["COMPLETED"] / "resumed_from.json").read_text())
+    assert resumed_from["t_env"] == t_resume and resumed_from["run_dir"] == str(runs["RUNNING"].resolve())
+    metrics = json.loads((runs["COMPLETED"] / "metrics.json").read_text())
+    assert metrics["resumed_from_t_env"]["values"] == [t_resume]
+    assert min(metrics["test_return_mean"]["steps"]) > t_resume  # it did not start again at step 0
+    # The report reads the resumed run's curve from step 0: the killed run's part, then its own.
+    from r3dm_epymarl.experiments.report import load_file_runs
+
+    (run,) = [r for r in load_file_runs(out) if r.status == "COMPLETED"]
+    steps, _ = run.series["test_return_mean"]
+    killed_steps = json.loads((runs["RUNNING"] / "metrics.json").read_text())["test_return_mean"]["steps"] \
+        if (runs["RUNNING"] / "metrics.json").is_file() else []
+    assert steps == [s for s in killed_steps if s <= t_resume] + sorted(metrics["test_return_mean"]["steps"])
+    assert steps[0] == min(killed_steps or steps)
+    with open(out / "report" / "report.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["seeds"] == "1"

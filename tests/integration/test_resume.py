@@ -80,7 +80,7 @@ def test_sigkill_between_checkpoints_then_resume_is_the_same_run(algorithm, tmp_
     assert f"resumed exactly from {models / str(t_resume)} at t_env {t_resume}" in resumed.stderr
     # The killed run's metrics.json exists if Sacred's heartbeat (every 10 s) wrote it before the kill.
     (second,) = [m for m in _metrics(tmp_path).values()
-                 if min(s for v in m.values() for s in v["steps"]) > t_resume]
+                 if min(s for v in m.values() for s in v["steps"]) >= t_resume]
     after_ref = _after(reference, t_resume)
     assert sum(len(v) for v in after_ref.values()) > 10  # there is something after the resume point
     assert _after(second, t_resume) == after_ref  # the same keys, steps and values, bit for bit
@@ -104,7 +104,7 @@ def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_usable(tmp_path
     assert f"skipping checkpoint {newest}: no {MANIFEST}" in resumed.stderr
     t_resume = int(previous.name)
     (second,) = [m for m in _metrics(tmp_path).values()
-                 if min(s for v in m.values() for s in v["steps"]) > t_resume]
+                 if min(s for v in m.values() for s in v["steps"]) >= t_resume]
     assert _after(second, t_resume) == _after(reference, t_resume)
 
 
