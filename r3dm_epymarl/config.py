@@ -16,7 +16,7 @@ from r3dm_epymarl.errors import ConfigError
 class Key:
     type: type  # bool, int, float or str
     doc: str
-    choices: tuple | None = None
+    choices: tuple | dict | None = None  # a dict: its keys, read when checked (a live registry)
     minimum: float | None = None
     nullable: bool = False
 
@@ -38,7 +38,12 @@ def check_key(name: str, value: Any, key: Key, where: str) -> None:
         hint = "true or false (unquoted)" if key.type is bool else f"a {key.type.__name__}"
         raise ConfigError(f"{where}: config key '{name}' must be {hint}, got {value!r} "
                           f"({type(value).__name__}); set {name}=<{key.type.__name__}> in the YAML or after `with`")
-    if key.choices is not None and value not in key.choices:
+    if key.choices is not None and key.type is list:
+        unknown = [item for item in value if item not in key.choices]
+        if unknown:
+            raise ConfigError(f"{where}: config key '{name}' names {unknown[0]!r}; choose from {list(key.choices)}, "
+                              f"e.g. {name}='{list(key.choices)[:2]}' after `with`")
+    elif key.choices is not None and value not in key.choices:
         raise ConfigError(f"{where}: config key '{name}' is {value!r}; choose one of {list(key.choices)}")
     if key.minimum is not None and value < key.minimum:
         raise ConfigError(f"{where}: config key '{name}' is {value!r}; it must be >= {key.minimum}")

@@ -25,7 +25,10 @@ def for_sacred(error: UserError) -> UserError:
         return error
     base = type(error)
     if base not in _SACRED_SHAPED:
+        # SacredError.__init__ would set print_traceback=True on the instance (it runs whenever no
+        # builtin base such as ValueError comes first in the MRO): skip it, keep the class attributes.
         _SACRED_SHAPED[base] = type(base.__name__, (base, SacredError), {
             "print_traceback": False, "print_usage": False, "filter_traceback": "default",
+            "__init__": lambda self, *args: Exception.__init__(self, *args),
             "__module__": base.__module__})
     return _SACRED_SHAPED[base](*error.args)

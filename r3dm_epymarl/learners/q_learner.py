@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import StepLR
 
 from r3dm_epymarl.config import Key, validate
 from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
-from r3dm_epymarl.intrinsic import build_terms
+from r3dm_epymarl.intrinsic import TERMS, build_terms
 from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.modules.optim import adam
 
@@ -39,7 +39,7 @@ Q_KEYS = {
 
 # Keys of the intrinsic-reward hook, for learners whose YAML configures terms.
 INTRINSIC_KEYS = {
-    "intrinsic_terms": Key(list, "intrinsic reward terms ([] = none)"),
+    "intrinsic_terms": Key(list, "intrinsic reward terms ([] = none)", choices=TERMS),  # the live registry: terms added later count
     "intrinsic_alpha": Key(float, "alpha: weight of r_int in the TD target", minimum=0.0),
     "intrinsic_anneal_start": Key(int, "t_env where alpha starts its linear decay to 0", minimum=0),
     "intrinsic_anneal_steps": Key(int, "length of that decay in env steps; 0 = no anneal", minimum=0),

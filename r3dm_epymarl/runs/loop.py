@@ -125,6 +125,7 @@ class RunHooks:
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
+        _preflight(args)
         self.counters, self.resumed_from = None, None
         self.progress = Progress.for_run(args)
         path = getattr(args, "checkpoint_path", "")
@@ -232,6 +233,22 @@ class RunHooks:
     def finished(self, ns: dict) -> None:
         if self.progress:
             self.progress.close(ns["runner"].t_env, ns["logger"])
+
+
+def _preflight(args) -> None:
+    """The launcher's checks, for runs it did not start (a patched `python src/main.py`): before the
+    host builds its env or learner, in one line (no traceback) inside the host's Sacred run."""
+    from r3dm_epymarl.errors import UserError, for_sacred
+    from r3dm_epymarl.launcher import preflight
+
+    try:
+        if getattr(args, "env", None) == "sc2v2":
+            from r3dm_epymarl.envs.sc2v2 import check_sc2v2
+
+            check_sc2v2()
+        preflight(vars(args))
+    except UserError as error:
+        raise for_sacred(error) from None
 
 
 def _sacred_run(logger) -> dict:

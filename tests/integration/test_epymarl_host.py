@@ -86,6 +86,23 @@ def test_sc2v2_without_starcraft_stops_with_one_line(checkout, tmp_path):
     assert len(lines) == 1 and "smacv2" in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("case", ["sc2v2", "intrinsic_terms"])
+def test_patched_main_stops_bad_input_with_one_line(checkout, tmp_path, case):
+    """`python src/main.py` in a patched checkout: the same one-line errors as the launcher, before the
+    host builds its env (no host ModuleNotFoundError traceback, no "Traceback" header)."""
+    run_ok(cli("install", str(checkout)))
+    extra = (["--env-config=sc2v2", "with", "env_args.map_name=protoss_5_vs_5"] if case == "sc2v2" else
+             ["--env-config=gymma", "with", *SHORT_RUN, 'intrinsic_terms=["policy_kl","curiosity"]'])
+    proc = subprocess.run([sys.executable, "src/main.py", "--config=r3dm", *extra], cwd=checkout,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "SC2PATH": str(tmp_path / "no_sc2"), "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output and "ModuleNotFoundError" not in output
+    (line,) = [l for l in output.splitlines() if l.startswith("r3dm_epymarl.errors.")]
+    assert ("SMACv2 (--env-config=sc2v2) cannot run" if case == "sc2v2" else "names 'curiosity'") in line
+
+
 def test_mongo_and_base_dir_through_the_launcher(checkout, mongo_server, tmp_path):
     import pymongo
 

@@ -44,3 +44,26 @@ def test_no_host_installed(capsys, monkeypatch):
 def test_help_works_without_a_host():
     proc = cli("--help")
     assert proc.returncode == 0 and "run" in proc.stdout and "install" in proc.stdout
+
+
+def test_sc2v2_on_pymarlzooplus_says_it_needs_an_epymarl_checkout(capsys, zoo_available):
+    assert main(["run", "--host", "pymarlzooplus", "--config=r3dm", "--env-config=sc2v2"]) == 2
+    line = _one_clean_line(capsys)
+    assert "runs on the EPyMARL host only" in line and "--epymarl PATH" in line and "smax" in line
+
+
+def test_unknown_intrinsic_term_is_one_line_before_the_host_starts(capsys, zoo_available):
+    assert main(["run", "--host", "pymarlzooplus", "--config=r3dm", "--env-config=gymma", "with",
+                 'intrinsic_terms=["policy_kl","curiosity"]']) == 2
+    line = _one_clean_line(capsys)
+    assert "'intrinsic_terms' names 'curiosity'" in line and "world_model" in line
+
+
+def test_errors_raised_inside_a_sacred_run_print_no_traceback():
+    """Sacred prints a SacredError whose print_traceback is False as one line; a plain UserError
+    (no builtin base before SacredError in the MRO) used to get True from SacredError.__init__."""
+    from r3dm_epymarl.errors import ConfigError, TrainingDiverged, UserError, for_sacred
+
+    for error in (UserError("x"), ConfigError("y"), TrainingDiverged("z")):
+        shaped = for_sacred(error)
+        assert shaped.print_traceback is False and isinstance(shaped, type(error)) and str(shaped) == str(error)

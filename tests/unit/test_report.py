@@ -151,3 +151,31 @@ def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
     for a, b in zip(from_mongo, from_files):
         assert (a.map, a.algorithm, a.seeds, a.metric) == (b.map, b.algorithm, b.seeds, b.metric)
         assert a.final == pytest.approx(b.final, nan_ok=True) and a.auc == pytest.approx(b.auc, nan_ok=True)
+
+
+def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_path, capsys):
+    import json
+
+    from r3dm_epymarl.experiments.report import load_file_runs
+
+    def sacred(folder, status, steps, values, resumed=None):
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"status": status}))
+        (folder / "config.json").write_text(json.dumps({"name": "r3dm", "seed": 1, "env_args": {"map_name": "3m"}}))
+        (folder / "metrics.json").write_text(json.dumps({"test_battle_won_mean": {"steps": steps, "values": values}}))
+        if resumed:
+            (folder / "resumed_from.json").write_text(json.dumps(resumed))
+
+    first, second, third = tmp_path / "sacred/1", tmp_path / "sacred/2", tmp_path / "sacred/3"
+    sacred(first, "RUNNING", [0, 100, 200, 300], [0.0, 0.1, 0.2, 0.3])  # killed at ~300, checkpoint at 150
+    sacred(second, "FAILED", [200, 300, 400], [0.25, 0.35, 0.45], {"run_dir": str(first), "t_env": 150})
+    sacred(third, "COMPLETED", [500, 600], [0.5, 0.6], {"run_dir": str(second), "t_env": 450})
+    broken = tmp_path / "sacred/4"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    (broken / "run.json").write_text('{"status": "COMPL')  # killed while writing
+    runs = {r.status: r for r in load_file_runs(tmp_path)}
+    assert runs["COMPLETED"].series["test_battle_won_mean"] == (
+        [0, 100, 200, 300, 400, 500, 600], [0.0, 0.1, 0.25, 0.35, 0.45, 0.5, 0.6])
+    out = capsys.readouterr().out
+    assert out.count("report: skipping") == 1 and "sacred/4: unreadable" in out
