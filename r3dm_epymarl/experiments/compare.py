@@ -146,7 +146,11 @@ def check_names(args) -> None:
 def cell_env(threads: int) -> dict:
     """What a cell's process adds to its node's environment: cells share a machine, so each gets a
     share of the cores instead of every one starting a thread per core."""
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+    from r3dm_epymarl.runs.loop import TEST_AT_END
+
+    # A final test at t_max: the report's "final" window then ends with a measurement at t_max.
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore",
+            TEST_AT_END: "1"}
 
 
 def run_cell(argv: list[str], folder: str, env_updates: dict) -> tuple[int, float, str]:

@@ -41,6 +41,10 @@ ORIGINAL_NAME = "__r3dm_epymarl_host_run_sequential__"
 
 # Fault injection for the tests (a real SIGKILL at a chosen step): kill at the end of the first
 # iteration with t_env >= N, or inside the first save at t_env >= N, after run_state, before the manifest.
+# Options of the hooked loop that are not Sacred config keys (a key the host's config lacks is refused
+# by Sacred as "added new config entry"): set in the environment; `demo` and `compare` set them.
+TEST_AT_END = "R3DM_EPYMARL_TEST_AT_END"  # "1": one more test phase at the final t_env if the last was earlier
+CHECKPOINT_BUFFER = "R3DM_EPYMARL_CHECKPOINT_BUFFER"  # "0": checkpoints leave out the replay buffer
 KILL_AT_T = "R3DM_EPYMARL_KILL_AT_T"
 KILL_IN_SAVE_AT_T = "R3DM_EPYMARL_KILL_IN_SAVE_AT_T"
 
@@ -205,7 +209,7 @@ class RunHooks:
     def _save(self, ns: dict, folder: Path) -> None:
         args, runner = ns["args"], ns["runner"]
         start = time.perf_counter()
-        with_buffer = bool(getattr(args, "checkpoint_buffer", True))
+        with_buffer = os.environ.get(CHECKPOINT_BUFFER, "1") != "0"
         run_state, notes = state.capture(ns, with_buffer=with_buffer)
         size = checkpoints.save_state(folder / checkpoints.RUN_STATE, run_state)
         kill_in_save = os.environ.get(KILL_IN_SAVE_AT_T)
@@ -215,7 +219,7 @@ class RunHooks:
         total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
         ns["logger"].console_logger.info(
             f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({size / 2**20:.1f} MiB run state"
-            f"{'' if with_buffer else ', no buffer'}), {time.perf_counter() - start:.1f} s")
+            f"{'' if with_buffer else f', no buffer: {CHECKPOINT_BUFFER}=0'}), {time.perf_counter() - start:.1f} s")
 
     def _manifest(self, ns: dict, notes: dict) -> dict:
         from r3dm_epymarl import __version__
@@ -231,6 +235,13 @@ class RunHooks:
                 "argv": sys.argv[1:], "cwd": os.getcwd(), "config": config}
 
     def finished(self, ns: dict) -> None:
+        runner, args = ns["runner"], ns["args"]
+        if os.environ.get(TEST_AT_END) == "1" and ns["last_test_T"] < runner.t_env:
+            # The host tests every test_interval steps, so its last test is up to one interval before
+            # the end; this one measures the policy training ended with (it trains nothing).
+            ns["logger"].console_logger.info(f"Final test at t_env {runner.t_env}")
+            for _ in range(max(1, args.test_nepisode // runner.batch_size)):
+                runner.run(test_mode=True)
         if self.progress:
             self.progress.close(ns["runner"].t_env, ns["logger"])
 

@@ -159,7 +159,7 @@ def capture(ns: dict, with_buffer: bool = True) -> tuple[dict, dict]:
         "buffer": buffer_state(ns["buffer"]) if with_buffer else None,
     }
     notes = {"env_rng": env_note,
-             "buffer": "saved" if with_buffer else "left out (checkpoint_buffer=False): the resumed run "
+             "buffer": "saved" if with_buffer else "left out (R3DM_EPYMARL_CHECKPOINT_BUFFER=0): the resumed run "
                                                    "refills it, so it is not the uninterrupted run"}
     return state, notes
 

@@ -78,6 +78,10 @@ def test_demo_prints_where_the_run_went(zoo_available, tmp_path):
     assert run_dir.is_relative_to(tmp_path / "results" / "sacred" / "r3dm" / "3m")
     assert (run_dir / "metrics.json").is_file()
     assert "test_battle_won_mean" in proc.stdout and "test_return_mean" in proc.stdout
+    # The summary's last test is at t_max (a final test after the loop; the host's last was at t~20).
+    won = next(l for l in proc.stdout.splitlines() if l.startswith("test_battle_won_mean:"))
+    assert int(won.rsplit("at t=", 1)[-1]) >= 200, won
+    assert "r3dm-epymarl: t_env " in proc.stderr  # the progress line
 
 
 def test_smax_trains_through_pymarlzooplus_and_logs_win_rate(zoo_available, tmp_path):
