@@ -80,7 +80,7 @@ def make_cells(args) -> list[Cell]:
         for algorithm in args.algorithms:
             for seed in args.seeds:
                 folder = Path(args.out).resolve() / safe_name(map_name) / safe_name(algorithm) / f"seed{seed}"
-                checkpoints = ([f"save_model=True", f"save_model_interval={args.checkpoint_interval}"]
+                checkpoints = (["save_model=True", f"save_model_interval={args.checkpoint_interval}"]
                                if args.checkpoint_interval > 0 else [])
                 updates = [f"{map_key}={map_name}", f"seed={seed}", *checkpoints, *args.updates,
                            *([f"t_max={args.t_max}"] if args.t_max else []),

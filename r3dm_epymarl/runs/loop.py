@@ -207,7 +207,7 @@ class RunHooks:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _save(self, ns: dict, folder: Path) -> None:
-        args, runner = ns["args"], ns["runner"]
+        runner = ns["runner"]
         start = time.perf_counter()
         with_buffer = os.environ.get(CHECKPOINT_BUFFER, "1") != "0"
         run_state, notes = state.capture(ns, with_buffer=with_buffer)

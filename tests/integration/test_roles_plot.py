@@ -134,6 +134,25 @@ def test_a_checkpoint_folder_leads_to_its_run(tmp_path, monkeypatch):
     assert find_source(token / "25").run_dir == ep_run
 
 
+def test_a_checkpoint_manifest_names_its_run_without_guessing(tmp_path, monkeypatch):
+    """A checkpoint saved through the plug-in's run loop names its Sacred run in checkpoint.json: found
+    with no log line naming the folder and no start time near the folder's timestamp."""
+    from r3dm_epymarl.experiments.roles import find_source
+
+    monkeypatch.chdir(tmp_path)
+    run = _fake_run(tmp_path / "ep", {**ACORM, "seed": 3}, checkpoint=False)
+    token = tmp_path / "ep" / "results" / "models" / "renamed by hand"
+    for t in (25, 175):
+        (token / str(t)).mkdir(parents=True)
+        for name in ("agent.th", "roles.th"):
+            (token / str(t) / name).write_bytes(b"")
+        (token / str(t) / "checkpoint.json").write_text(json.dumps({"sacred": {"run_dir": str(run)}}))
+    assert not (run / "cout.txt").exists()
+    assert find_source(token).run_dir == run and find_source(token).t_env == 175
+    assert find_source(run).step_dir == token / "175"
+    assert find_source(run, step=30).step_dir == token / "25"
+
+
 # --- refusals: one line, exit code 2, before any host starts ---------------------------------------
 def _refused(proc, *fragments: str) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
