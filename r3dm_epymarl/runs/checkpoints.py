@@ -99,3 +99,21 @@ def newest_usable(models: Path, report=print) -> tuple[Path, dict] | None:
         except ValueError as exc:
             report(f"r3dm-epymarl: skipping checkpoint {exc}")
     return None
+
+
+def prune_run_states(models: Path, keep: int) -> None:
+    """Delete the run state of all but the newest `keep` intact checkpoints under `models`; their
+    manifests are rewritten to say they hold models only (a resume from them is not exact)."""
+    kept = 0
+    for folder in step_folders(models):
+        if not (folder / RUN_STATE).is_file() or not (folder / MANIFEST).is_file():
+            continue
+        kept += 1
+        if kept <= max(keep, 1):
+            continue
+        manifest = json.loads((folder / MANIFEST).read_text())
+        (folder / RUN_STATE).unlink()
+        manifest.pop("files", None)
+        manifest["exact"] = False
+        manifest.setdefault("notes", {})["run_state"] = f"pruned: only the newest {keep} checkpoints keep one"
+        write_manifest(folder, manifest)

@@ -45,6 +45,9 @@ ORIGINAL_NAME = "__r3dm_epymarl_host_run_sequential__"
 # by Sacred as "added new config entry"): set in the environment; `demo` and `compare` set them.
 TEST_AT_END = "R3DM_EPYMARL_TEST_AT_END"  # "1": one more test phase at the final t_env if the last was earlier
 CHECKPOINT_BUFFER = "R3DM_EPYMARL_CHECKPOINT_BUFFER"  # "0": checkpoints leave out the replay buffer
+# How many of a run's newest checkpoints keep their run state (buffer, RNG; ~1 GB for a full SMAX buffer);
+# older ones keep their models only (for `roles`, evaluation), their manifest says so. Default 2.
+KEEP_RUN_STATES = "R3DM_EPYMARL_KEEP_RUN_STATES"
 KILL_AT_T = "R3DM_EPYMARL_KILL_AT_T"
 KILL_IN_SAVE_AT_T = "R3DM_EPYMARL_KILL_IN_SAVE_AT_T"
 
@@ -216,6 +219,7 @@ class RunHooks:
         if kill_in_save and runner.t_env >= int(kill_in_save):
             os.kill(os.getpid(), signal.SIGKILL)
         checkpoints.write_manifest(folder, self._manifest(ns, notes))
+        checkpoints.prune_run_states(folder.parent, keep=int(os.environ.get(KEEP_RUN_STATES, "2")))
         total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
         ns["logger"].console_logger.info(
             f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({size / 2**20:.1f} MiB run state"

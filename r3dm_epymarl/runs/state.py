@@ -127,21 +127,36 @@ def set_env_state(runner, saved: dict | None) -> None:
 
 # --- the replay buffer --------------------------------------------------------------------------------
 
+def _stored_steps(filled: th.Tensor) -> th.Tensor:
+    """[episodes, T] bool: the steps an episode wrote, i.e. the filled ones and the step after each
+    (where the final observation, state and available actions go, with filled = 0)."""
+    stored = filled.bool().clone()
+    stored[:, 1:] |= filled[:, :-1].bool()
+    return stored
+
+
 def buffer_state(buffer) -> dict:
-    """The filled episodes only ([:episodes_in_buffer]: a ring buffer fills from index 0)."""
+    """The filled episodes only ([:episodes_in_buffer]: a ring buffer fills from index 0), and of
+    those only the steps they wrote (an episode of 50 steps in a 121-step slot stores 51): the padding
+    is zeros in both the saved and the restored buffer."""
     n = buffer.episodes_in_buffer
     data = buffer.data
-    return {"attrs": plain_attrs(buffer),
-            "transition_data": {k: v[:n].clone() for k, v in data.transition_data.items()},
+    stored = _stored_steps(data.transition_data["filled"][:n, :, 0])  # [n, T]
+    return {"attrs": plain_attrs(buffer), "stored": stored,
+            "transition_data": {k: v[:n][stored].clone() for k, v in data.transition_data.items()},  # [steps, ...]
             "episode_data": {k: v[:n].clone() for k, v in data.episode_data.items()}}
 
 
 def set_buffer_state(buffer, saved: dict) -> None:
     set_attrs(buffer, saved["attrs"])
-    for part in ("transition_data", "episode_data"):
-        target = getattr(buffer.data, part)
-        for key, value in saved[part].items():
-            target[key][: value.shape[0]] = value.to(target[key].device)
+    stored = saved["stored"]
+    n = stored.shape[0]
+    for key, value in saved["transition_data"].items():
+        target = buffer.data.transition_data[key]
+        target[:n].zero_()
+        target[:n][stored.to(target.device)] = value.to(target.device)
+    for key, value in saved["episode_data"].items():
+        buffer.data.episode_data[key][:n] = value.to(buffer.data.episode_data[key].device)
 
 
 # --- all of it ----------------------------------------------------------------------------------------

@@ -43,6 +43,12 @@ def _metrics(base: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in base.glob("results/sacred/*/*/*/metrics.json")}
 
 
+def _resumed(base: Path) -> dict:
+    """The metrics of the resumed run under `base` (the one with a resumed_from.json)."""
+    (folder,) = [p.parent for p in base.glob("results/sacred/*/*/*/resumed_from.json")]
+    return json.loads((folder / "metrics.json").read_text())
+
+
 def _after(metrics: dict, t: int) -> dict:
     """Every metric's (step, value) pairs after step t, except wall-clock timings (time_*_ms)."""
     after = {k: [(s, v) for s, v in zip(m["steps"], m["values"]) if s > t]
@@ -78,9 +84,7 @@ def test_sigkill_between_checkpoints_then_resume_is_the_same_run(algorithm, tmp_
     run_ok(resumed)
     t_resume = max(saved)
     assert f"resumed exactly from {models / str(t_resume)} at t_env {t_resume}" in resumed.stderr
-    # The killed run's metrics.json exists if Sacred's heartbeat (every 10 s) wrote it before the kill.
-    (second,) = [m for m in _metrics(tmp_path).values()
-                 if min(s for v in m.values() for s in v["steps"]) >= t_resume]
+    second = _resumed(tmp_path)
     after_ref = _after(reference, t_resume)
     assert sum(len(v) for v in after_ref.values()) > 10  # there is something after the resume point
     assert _after(second, t_resume) == after_ref  # the same keys, steps and values, bit for bit
@@ -103,13 +107,16 @@ def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_usable(tmp_path
     run_ok(resumed)
     assert f"skipping checkpoint {newest}: no {MANIFEST}" in resumed.stderr
     t_resume = int(previous.name)
-    (second,) = [m for m in _metrics(tmp_path).values()
-                 if min(s for v in m.values() for s in v["steps"]) >= t_resume]
+    second = _resumed(tmp_path)
     assert _after(second, t_resume) == _after(reference, t_resume)
 
 
 def test_a_corrupt_checkpoint_is_reported_and_skipped(tmp_path, uninterrupted):
     ref_base, _ = uninterrupted("r3dm_qmix")
+    # Only the newest two checkpoints keep a run state (buffer, RNG); older ones say they hold models only.
+    folders = step_folders(_models(ref_base))
+    assert len(folders) >= 3 and [(f / RUN_STATE).is_file() for f in folders] == [True, True] + [False] * (len(folders) - 2)
+    assert [read_manifest(f)["exact"] for f in folders[2:]] == [False] * (len(folders) - 2)
     copy = tmp_path / "models"
     shutil.copytree(_models(ref_base), copy)
     newest = step_folders(copy)[0]
