@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
+from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.optim import adam
 
 
@@ -93,9 +94,9 @@ class CDSReward(IntrinsicTerm):
     def reward(self, ctx: UpdateContext) -> th.Tensor:
         beta1, beta2 = self.args.cds_beta1, self.args.cds_beta2
         log_p, log_q = self._log_likelihoods(self.target_predictor, self.target_id_predictor, *self._inputs(ctx))
-        mi = beta1 * log_q - log_p  # [B, T-1, N]
+        mi = beta1 * at_least_fp32(log_q) - at_least_fp32(log_p)  # [B, T-1, N], in fp32
         unavailable = ctx.batch["avail_actions"][:, :-1] == 0  # [B, T-1, N, A]
-        q = ctx.q[:, :-1].detach().masked_fill(unavailable, -1e9)  # [B, T-1, N, A]
+        q = at_least_fp32(ctx.q[:, :-1].detach()).masked_fill(unavailable, -1e9)  # [B, T-1, N, A]
         log_pi = action_log_softmax(beta1 * q)
         log_pi_bar = action_softmax(q).mean(2, keepdim=True).clamp_min(1e-12).log()  # [B, T-1, 1, A]
         kl = (log_pi.exp() * (log_pi - log_pi_bar)).masked_fill(unavailable, 0).sum(-1)  # [B, T-1, N]
@@ -126,7 +127,7 @@ class CDSReward(IntrinsicTerm):
         for start in range(0, x.shape[0], size):
             part = slice(start, start + size)
             log_p, log_q = self._log_likelihoods(self.predictor, self.id_predictor, x[part], agent[part], target[part])
-            loss = -(log_p.mean() + log_q.mean())
+            loss = -(at_least_fp32(log_p).mean() + at_least_fp32(log_q).mean())
             self.optimiser.zero_grad()
             loss.backward()
             for predictor in (self.predictor, self.id_predictor):  # published: each clips its own gradient

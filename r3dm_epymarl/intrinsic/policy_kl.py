@@ -11,6 +11,7 @@ Q-values are never trained, so they would add noise: see docs/FIDELITY.md).
 import torch as th
 
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
+from r3dm_epymarl.modules.precision import at_least_fp32
 
 
 class PolicyKLReward(IntrinsicTerm):
@@ -22,7 +23,8 @@ class PolicyKLReward(IntrinsicTerm):
         beta1 = self.args.r3dm_beta1
         unavailable = batch["avail_actions"] == 0  # [B, T, N, A]
         q_swapped = mac.agent.unroll_role_swapped(mac.trajectory_inputs(batch), ctx.z.detach())  # [B,T,Ni,Nj,A]
-        log_pi = action_log_softmax((beta1 * ctx.q.detach()).masked_fill(unavailable, -1e9))  # [B,T,N,A]
+        q, q_swapped = at_least_fp32(ctx.q.detach()), at_least_fp32(q_swapped)  # softmax / KL in fp32
+        log_pi = action_log_softmax((beta1 * q).masked_fill(unavailable, -1e9))  # [B,T,N,A]
         pi_swapped = action_softmax(q_swapped.masked_fill(unavailable.unsqueeze(3), -1e9))  # no beta1 here
         log_pi_bar = pi_swapped.mean(dim=3).clamp_min(1e-12).log()  # [B, T, N, A]
         kl = (log_pi.exp() * (log_pi - log_pi_bar)).masked_fill(unavailable, 0).sum(-1)  # [B, T, N]

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.world_model.distributions import one_hot_log_prob, symlog
 from r3dm_epymarl.world_model.rssm import RSSM, imagine_many, loss_many, observe_many
@@ -212,8 +213,9 @@ class WorldModelReward(IntrinsicTerm):
             # o_{t+j} is decoded with z_{t+j-1} (never z_{t+j}, which is computed from o_{t+j} itself).
             dec_roles = None if r_p is None else th.stack([window(r_p, j - 1) for j in range(1, k + 1)], 0)
             pred = model.decode(deter, stoch, dec_roles)
-            err = F.mse_loss(pred, targets.expand_as(pred), reduction="none").sum(-1)  # [k, T-1, M0]
-            logp = one_hot_log_prob(prior, stoch.unflatten(-1, prior.shape[-2:]), model.unimix)  # [k, T-1, M0]
+            err = F.mse_loss(at_least_fp32(pred), targets.expand_as(pred), reduction="none").sum(-1)  # [k, T-1, M0]
+            logp = one_hot_log_prob(at_least_fp32(prior), at_least_fp32(stoch).unflatten(-1, prior.shape[-2:]),
+                                    model.unimix)  # [k, T-1, M0], in fp32
             results.append((err, logp))
         return results
 

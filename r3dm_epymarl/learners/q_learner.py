@@ -19,6 +19,7 @@ from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
 from r3dm_epymarl.intrinsic import TERMS, build_terms
 from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.modules.optim import adam
+from r3dm_epymarl.modules.precision import PRECISIONS, at_least_fp32, autocast
 
 # Keys every learner built on this one reads, with their types.
 Q_KEYS = {
@@ -35,6 +36,8 @@ Q_KEYS = {
     "mixer": Key(str, "mixer registry key"),
     "mixing_embed_dim": Key(int, "mixing network width", minimum=1),
     "hypernet_embed": Key(int, "hypernetwork width", minimum=1),
+    "precision": Key(str, "fp32, or bf16: forward passes under autocast(bf16), fp32 master weights "
+                          "(modules/precision.py)", choices=PRECISIONS),
 }
 
 # Keys of the intrinsic-reward hook, for learners whose YAML configures terms.
@@ -57,6 +60,7 @@ class HookedQLearner:
             raise for_sacred(error) from None
         self.args, self.mac, self.logger = args, mac, logger
         self.n_agents = args.n_agents
+        self.device_type = "cuda" if getattr(args, "use_cuda", False) else "cpu"
         self.mixer = self._host_registry("mixers")[args.mixer](args)
         self.target_mixer = copy.deepcopy(self.mixer)
         self.target_mac = copy.deepcopy(mac)  # every network of the controller, updated together
@@ -115,7 +119,8 @@ class HookedQLearner:
     # --- one update ---------------------------------------------------------------------------
     def train(self, batch, t_env: int, episode_num: int):
         if self.pretraining():  # published: one step per collected episode, each on a fresh batch, no TD
-            self.pretrain_step(batch, t_env)
+            with self.precision():
+                self.pretrain_step(batch, t_env)
             if t_env - self.log_stats_t >= self.args.learner_log_interval:
                 self._flush_stats(t_env)
                 self.log_stats_t = t_env
@@ -124,8 +129,9 @@ class HookedQLearner:
             self.target_mac.load_state(self.mac)  # targets start from whatever was pre-trained
             self.ready = True
         update_start = time.perf_counter()
-        self.before_update(batch)
-        losses, out = self.losses(batch, t_env)
+        with self.precision():  # the forward passes (terms train their own models in here too)
+            self.before_update(batch)
+            losses, out = self.losses(batch, t_env)
         self.optimise(losses)
         self.training_steps += 1
         self.after_update(out["unrolled"], out["mask"])
@@ -143,6 +149,10 @@ class HookedQLearner:
             })
             self._flush_stats(t_env)
             self.log_stats_t = t_env
+
+    def precision(self):
+        """The context of the update's forward passes: autocast(bf16) with precision: bf16, else none."""
+        return autocast(self.args.precision, self.device_type)
 
     def losses(self, batch, t_env: int) -> tuple[dict, dict]:
         """The update's losses, name -> scalar with gradient ("loss_td" plus the auxiliary losses), and
@@ -166,13 +176,16 @@ class HookedQLearner:
             else:
                 target_max = target_q.max(-1).values
         q_tot, target_tot = self._mix_online_and_target(chosen, target_max, batch["state"], z)
+        q_tot, target_tot = at_least_fp32(q_tot), at_least_fp32(target_tot)  # TD maths in fp32
 
         if self.intrinsic:
-            r_int = self.intrinsic_reward(UpdateContext(batch, q, z, mask, self.mac, t_env, unrolled.extras))
+            r_int = at_least_fp32(self.intrinsic_reward(UpdateContext(batch, q, z, mask, self.mac, t_env,
+                                                                      unrolled.extras)))
             rewards = rewards + self.intrinsic_alpha(t_env) * r_int.detach()
         targets = rewards + self.args.gamma * (1 - terminated) * target_tot
         td_error = (q_tot - targets.detach()) * mask
-        losses = {"loss_td": td_error.pow(2).sum() / mask.sum(), **self.auxiliary_losses(unrolled, mask)}
+        auxiliary = {name: at_least_fp32(loss) for name, loss in self.auxiliary_losses(unrolled, mask).items()}
+        losses = {"loss_td": td_error.pow(2).sum() / mask.sum(), **auxiliary}
         return losses, {"unrolled": unrolled, "mask": mask, "td_error": td_error, "chosen": chosen,
                         "targets": targets}
 

@@ -17,6 +17,7 @@ from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.learners.q_learner import Q_KEYS, HookedQLearner, td_mask
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.roles.contrastive import ContrastiveRoleLoss
+from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.roles.kmeans import batched_kmeans
 from r3dm_epymarl.roles.pretrain import PretrainLoss
 
@@ -92,6 +93,7 @@ class RoleQLearner(HookedQLearner):
     def _cluster(self, groups):
         if self.kmeans_generator is None:
             self.kmeans_generator = th.Generator(device=groups.device).manual_seed(int(self.args.seed))
+        groups = at_least_fp32(groups)  # distances in fp32 whatever the precision of the embeddings
         return batched_kmeans(groups, self.args.role_clusters, n_iter=self.args.kmeans_iters,
                               n_init=self.args.kmeans_n_init, generator=self.kmeans_generator).labels
 

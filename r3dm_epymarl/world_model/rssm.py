@@ -31,6 +31,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
+from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.world_model.distributions import (
     kl_losses, straight_through, straight_through_sample, symlog, unimix_probs,
 )
@@ -290,6 +291,14 @@ def _one_hot_matmul(index: th.Tensor, weight: th.Tensor, add: th.Tensor) -> th.T
     return F.embedding_bag(rows, weight.reshape(G * SC, -1), mode="sum").view(G, M, -1).add_(add)
 
 
+def _accumulate_bmm(acc: th.Tensor, a: th.Tensor, b: th.Tensor) -> None:
+    """acc += a @ b (batched); acc may be of a higher precision than a and b (fp32 for bf16 steps)."""
+    if acc.dtype == a.dtype:
+        acc.baddbmm_(a, b)
+    else:
+        acc.add_(th.bmm(a, b))
+
+
 def _draw(soft: th.Tensor, unimix: float, noise: th.Tensor) -> th.Tensor:
     """Inverse-CDF draw from the unimix of softmax probabilities soft [.., S, C], given uniforms
     noise [.., S, 1] -> class index [.., S, 1]."""
@@ -381,9 +390,12 @@ class _ObserveScan(th.autograd.Function):
         # gradients of the inputs `other` and `pe`.
         d_a, d_q = [None] * T, [None] * T
         d_p_next = None  # d_p of step t + 1
-        acc = [deter.new_zeros((G, M, n)) for n in (H, H, D3, D3, H, H)]  # LayerNorm weight / bias grads
-        gW_x, gW_h, gW_po = th.zeros_like(W_x), th.zeros_like(W_h), th.zeros_like(W_po)
-        gb_po = deter.new_zeros((G, M, SC))  # summed over rows at the end
+        # Gradients summed over the steps (LayerNorm weights / biases: also over rows at the end) are
+        # kept in at least fp32, so that bf16 steps do not lose the small late terms of a long sum.
+        acc_dtype = th.promote_types(deter.dtype, th.float32)
+        acc = [deter.new_zeros((G, M, n), dtype=acc_dtype) for n in (H, H, D3, D3, H, H)]
+        gW_x, gW_h, gW_po = (th.zeros_like(w, dtype=acc_dtype) for w in (W_x, W_h, W_po))
+        gb_po = deter.new_zeros((G, M, SC), dtype=acc_dtype)  # summed over rows at the end
         gates = new((G, M, D2))  # gradients of the reset / update gates (after the sigmoid)
         gn = new((G, M, D3))  # gradient of the cell's LayerNorm output
         carry = None  # gradient reaching h_t directly through step t + 1's interpolation
@@ -395,7 +407,7 @@ class _ObserveScan(th.autograd.Function):
             g_s = g_stoch[:, t] if t == T - 1 else th.baddbmm(g_stoch[:, t], d_a[t + 1], W_sT)
             g_soft = th._softmax_backward_data(g_s.view(G, M, S, C), soft, -1, soft.dtype).view(G, M, SC)
             gl = th.add(g_post[:, t], g_soft, alpha=1.0 - unimix)
-            gW_po.baddbmm_(tr(y), gl)
+            _accumulate_bmm(gW_po, tr(y), gl)
             gb_po.add_(gl)
             glp = th.ops.aten.silu_backward(th.bmm(gl, W_poT), lp)
             d_q[t] = _norm_backward(glp, g_p, *post_norm, acc[4], acc[5])
@@ -412,8 +424,8 @@ class _ObserveScan(th.autograd.Function):
             th.mul(g_arg, ru[..., :D], out=gn[..., D2:])
             th.ops.aten.sigmoid_backward.grad_input(gates, ru, grad_input=gn[..., :D2])
             d_p = _norm_backward(gn, g_c, *cell_norm, acc[2], acc[3])
-            gW_x.baddbmm_(tr(x), d_p)
-            gW_h.baddbmm_(tr(h_prev), d_p)
+            _accumulate_bmm(gW_x, tr(x), d_p)
+            _accumulate_bmm(gW_h, tr(h_prev), d_p)
             gln = th.ops.aten.silu_backward(th.bmm(d_p, W_xT), ln_in)
             d_a[t] = _norm_backward(gln, g_in, *in_norm, acc[0], acc[1])
             d_p_next = d_p
@@ -421,12 +433,13 @@ class _ObserveScan(th.autograd.Function):
         g_h0 = th.baddbmm(carry, d_p_next, W_hT)
         d_a, d_q = th.stack(d_a, 1), th.stack(d_q, 1)  # [G, T, M, H]
 
-        # The weight gradients of W_s and W_pd over all steps at once.
+        # The weight gradients of W_s and W_pd over all steps at once (a matmul accumulates in fp32).
         rows = lambda v: v.reshape(G, v.shape[1] * M, v.shape[-1])  # [G, T', M, n] -> [G, T' * M, n]  # noqa: E731
         gW_s = th.baddbmm(th.bmm(tr(s0), d_a[:, 0]), tr(rows(stoch[:, :T - 1])), rows(d_a[:, 1:]))
         gW_pd = th.bmm(tr(rows(deter)), rows(d_q))
-        return (g_h0, g_s0, d_a, d_q, gW_s, gW_x, gW_h, gW_pd, gW_po, gb_po.sum(1, keepdim=True),
-                *(a.sum(1, keepdim=True) for a in acc), None, None)
+        sums = [a.sum(1, keepdim=True).to(w.dtype) for a, w in zip(acc, (g_in, b_in, g_c, b_c, g_p, b_p))]
+        return (g_h0, g_s0, d_a, d_q, gW_s, gW_x.to(W_x.dtype), gW_h.to(W_h.dtype), gW_pd, gW_po.to(W_po.dtype),
+                gb_po.sum(1, keepdim=True).to(b_po.dtype), *sums, None, None)
 
 
 def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sample: bool):
@@ -451,10 +464,17 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     cfg = (first.stoch, first.classes, first.unimix,
            (first.in_norm.eps, first.cell.norm.eps, first.post_norm.eps))
     inputs = (stack(h0s), stack(s0s), stack(others), stack(embeds))
-    if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
-        deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg)
-    else:
-        deter, stoch, post, _ = _scan_forward(*inputs, weights, noise, cfg, save=False)
+    # Inside an autocast region (precision: bf16) the whole recurrence runs in autocast's dtype: its
+    # inputs and weights are cast once here (differentiably: the gradients reach the fp32 weights).
+    device_type = obs_sl.device.type
+    if th.is_autocast_enabled(device_type):
+        dtype = th.get_autocast_dtype(device_type)
+        inputs, weights = tuple(x.to(dtype) for x in inputs), tuple(w.to(dtype) for w in weights)
+    with th.autocast(device_type, enabled=False):
+        if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
+            deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg)
+        else:
+            deter, stoch, post, _ = _scan_forward(*inputs, weights, noise, cfg, save=False)
     outs = []
     for model, d, s, p in zip(models, deter.unbind(0), stoch.unbind(0), post.unbind(0)):
         outs.append({"deter": d, "stoch": s, "post": p.unflatten(-1, (model.stoch, model.classes)),
@@ -486,8 +506,10 @@ def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
     for model, out, roles in zip(models, outs, roles_list):
         # o_t is decoded with z_{t-1}, never with z_t (computed from o_t: the decoder would read its target).
         pred = model.decode(out["deter"], out["stoch"], None if roles is None else previous(roles))  # [T, M, O]
-        recon = F.mse_loss(pred, target, reduction="none").sum(-1)  # sum_O (pred - target)^2 [T, M]
-        dyn, rep = kl_losses(out["post"], out["prior"], model.free_bits, model.unimix)  # [T, M] each
+        recon = F.mse_loss(at_least_fp32(pred), target, reduction="none").sum(-1)  # sum_O (pred - target)^2 [T, M]
+        # fp32 for the reductions whatever the precision of the networks (post / prior may be bf16)
+        dyn, rep = kl_losses(at_least_fp32(out["post"]), at_least_fp32(out["prior"]), model.free_bits,
+                             model.unimix)  # [T, M] each
         total = recon + model.dyn_scale * dyn + model.rep_scale * rep
         results.append({"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)})
     return results
@@ -527,6 +549,12 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
         priors = actions.new_empty((G, K, M, S * C))
         eps_in, eps_c, eps_1 = first.in_norm.eps, first.cell.norm.eps, norm1[0].eps
         h, s = stack(list(deter)), stack(list(stoch))
+        device_type = actions.device.type
+        if th.is_autocast_enabled(device_type):  # precision: bf16: the whole loop in autocast's dtype
+            dtype = th.get_autocast_dtype(device_type)
+            W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, b1, g1, be1, W2, b2, other, h, s = (
+                x.to(dtype) for x in (W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, b1, g1, be1, W2, b2, other, h, s))
+            deters, stochs, priors = (x.to(dtype) for x in (deters, stochs, priors))
         index = None
         for j in range(K):
             a = th.baddbmm(other[:, j], s, W_s) if index is None else _one_hot_matmul(index, W_s, other[:, j])
