@@ -102,6 +102,10 @@ def parse(argv=None):
     p.add_argument("--no-flops", action="store_true", help="skip FLOP counting")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     p.add_argument("--epymarl", help="use this EPyMARL checkout as the host instead of PyMARLzoo+")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="precision of the plug-in algorithms (the host's QMIX always runs its own fp32, the "
+                        "baseline users run); bf16 pays only on bf16 hardware (modules/precision.py)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the learners and batch live")
     opts = p.parse_args(argv)
     if opts.quick:
         opts.repeats, opts.warmup = 1, 1
@@ -148,9 +152,11 @@ def host_args(host, algorithm, shapes):
     config = yaml.safe_load((host.config_dir / "default.yaml").read_text())
     config.update(yaml.safe_load(path.read_text()))
     config.update(n_agents=shapes["N"], n_actions=shapes["actions"], state_shape=shapes["state"],
-                  obs_shape=shapes["obs"], unit_dim=shapes["obs"], seed=1, use_cuda=False, device="cpu",
+                  obs_shape=shapes["obs"], unit_dim=shapes["obs"], seed=1, use_cuda=DEVICE == "cuda", device=DEVICE,
                   common_reward=True, learner_log_interval=10**12,  # the first update logs, no other does
                   pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
+    if "precision" in config:  # the plug-in's learners; the host's QMIX has no such key
+        config["precision"] = PRECISION
     return SimpleNamespace(**config)
 
 
@@ -166,7 +172,7 @@ def make_batch(host, shapes):
     }
     groups = {"agents": N}
     preprocess = {"actions": ("actions_onehot", [OneHot(out_dim=A)])}
-    batch = EpisodeBatch(scheme, groups, B, T1, preprocess=preprocess, device="cpu")
+    batch = EpisodeBatch(scheme, groups, B, T1, preprocess=preprocess, device=DEVICE)
     g = th.Generator().manual_seed(0)
     avail = (th.rand(B, T1, N, A, generator=g) > 0.3).int()
     avail[..., 0] = 1
@@ -216,6 +222,8 @@ def build(host, algorithm, shapes, batch, groups) -> Bench:
     args = host_args(host, algorithm, shapes)
     mac = host.registry("controllers")[args.mac](batch.scheme, groups, args)
     learner = host.registry("learners")[args.learner](mac, batch.scheme, NullLogger(), args)
+    if DEVICE == "cuda":
+        learner.cuda()
     has_contrastive = hasattr(learner, "_contrastive_step")
     return Bench(algorithm, learner, interval=(getattr(args, "contrastive_interval", 0) or 0) if has_contrastive else 0)
 
@@ -256,14 +264,21 @@ def contrastive_inputs(learner, batch):
 
 
 # --- measurements ------------------------------------------------------------------------------
+def clock() -> float:
+    """perf_counter, after the GPU has finished what was queued (kernels run asynchronously)."""
+    if DEVICE == "cuda":
+        th.cuda.synchronize()
+    return time.perf_counter()
+
+
 def time_updates(benches, batch, opts):
     t = 0
     warm = {}
     for _ in range(opts.warmup):
         for bench in benches:
-            start = time.perf_counter()
+            start = clock()
             bench.learner.train(batch, t, t)
-            warm[bench.name] = time.perf_counter() - start  # the last warm-up update's time
+            warm[bench.name] = clock() - start  # the last warm-up update's time
             t += 1
     # Cheap algorithms run several updates per round (up to 8, about as long as the slowest one's
     # single update), so that the baseline of every ratio is a median of many updates, not of a few.
@@ -273,9 +288,9 @@ def time_updates(benches, batch, opts):
         order = benches[round_ % len(benches):] + benches[:round_ % len(benches)]
         for bench in order:
             for _ in range(per_round.get(bench.name, 1)):
-                start = time.perf_counter()
+                start = clock()
                 bench.learner.train(batch, t, t)
-                elapsed = time.perf_counter() - start
+                elapsed = clock() - start
                 t += 1
                 bench.times.append(elapsed)
                 stats = getattr(bench.learner, "stats", None) or {}
@@ -288,9 +303,9 @@ def time_updates(benches, batch, opts):
         if bench.interval:
             e, mask = contrastive_inputs(bench.learner, batch)
             for _ in range(max(1, opts.repeats)):
-                start = time.perf_counter()
+                start = clock()
                 bench.learner._contrastive_step(e, mask)
-                bench.contrastive.append(time.perf_counter() - start)
+                bench.contrastive.append(clock() - start)
     return t
 
 
@@ -520,15 +535,21 @@ def run_scaling(host, opts):
         print(f"{tag} {name}: " + "; ".join(checks))
 
 
+PRECISION, DEVICE = "fp32", "cpu"  # set from --precision / --device in main
+
+
 def main(argv=None):
+    global PRECISION, DEVICE
     opts = parse(argv)
+    PRECISION, DEVICE = opts.precision, opts.device
     th.set_num_threads(opts.threads)
     from r3dm_epymarl.hosts import get_host
     from r3dm_epymarl.registry import register
 
     host = get_host("epymarl" if opts.epymarl else "pymarlzooplus", opts.epymarl)
     register(host)
-    print(f"host {host.name}; torch {th.__version__}, {opts.threads} thread(s); {opts.warmup} warm-up updates, then "
+    print(f"host {host.name}; torch {th.__version__}, {opts.threads} thread(s); plug-in algorithms in {PRECISION} "
+          f"on {DEVICE}; {opts.warmup} warm-up updates, then "
           f"{opts.repeats} interleaved timed rounds (1 update per round; cheaper algorithms up to 8 per round, "
           f"about the slowest one's time); medians", flush=True)
     if opts.quick and not opts.no_memory:

@@ -64,6 +64,9 @@ def parse(argv=None):
                         "pretrain_*_steps=0; it runs before the window either way)")
     p.add_argument("--rounds", type=int, default=1, help="repeat all algorithms this many times (interleaved)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="precision of the plug-in algorithms (the host's QMIX runs its own fp32)")
+    p.add_argument("--cuda", action="store_true", help="use_cuda=True (learner and acting on the GPU)")
     p.add_argument("--log-interval", type=int, default=1000,
                    help="log_interval, runner_log_interval and learner_log_interval (env steps)")
     p.add_argument("--test-interval", type=int, default=1000, help="env steps between test phases")
@@ -242,12 +245,14 @@ def child(opts):
     from r3dm_epymarl.launcher import launch
 
     argv = [f"--config={opts.child}", "--env-config=smax", "with", f"env_args.map_name={opts.map}",
-            f"seed={opts.seed}", "t_max=1000000000", "use_cuda=False", "save_model=False",
+            f"seed={opts.seed}", "t_max=1000000000", f"use_cuda={opts.cuda}", "save_model=False",
             f"log_interval={opts.log_interval}", f"runner_log_interval={opts.log_interval}",
             f"learner_log_interval={opts.log_interval}", f"test_interval={opts.test_interval}",
             f"test_nepisode={opts.test_nepisode}"]
     if not opts.pretrain and "pretrain_encoder_steps" in algorithm_config(opts.child):
         argv += ["pretrain_encoder_steps=0", "pretrain_contrastive_steps=0"]
+    if "precision" in algorithm_config(opts.child):
+        argv.append(f"precision={opts.precision}")
     launch(argv, host_name="pymarlzooplus", base_dir=opts.base_dir)
     if not window.done:
         raise SystemExit("the run ended before the measurement window closed")
@@ -260,7 +265,9 @@ def run_child(algorithm, opts):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", algorithm, "--result", str(result),
                "--base-dir", tmp, "--map", opts.map, "--steps", str(opts.steps), "--seed", str(opts.seed),
                "--log-interval", str(opts.log_interval), "--test-interval", str(opts.test_interval),
-               "--test-nepisode", str(opts.test_nepisode)]
+               "--test-nepisode", str(opts.test_nepisode), "--precision", opts.precision]
+        if opts.cuda:
+            cmd.append("--cuda")
         if opts.threads:
             cmd += ["--threads", str(opts.threads)]
         if opts.pretrain:
@@ -289,6 +296,7 @@ def main(argv=None):
     print(f"SMAX {opts.map} through PyMARLzoo+ (r3dm_epymarl.launcher), seed {opts.seed}; window of "
           f"{opts.steps} env steps after the first learner update; logging every {opts.log_interval} steps, "
           f"{opts.test_nepisode} test episodes every {opts.test_interval} steps; {opts.rounds} round(s); "
+          f"plug-in algorithms in {opts.precision}{' on cuda' if opts.cuda else ''}; "
           f"pre-training {'on' if opts.pretrain else 'off'}", flush=True)
     runs = defaultdict(list)
     for round_ in range(opts.rounds):

@@ -22,11 +22,15 @@ def _quiet(monkeypatch):
     monkeypatch.setattr(precision, "_warned", {"cpu"})  # the warning has its own test
 
 
-def _one_update(algorithm: str, prec: str) -> dict:
+def _one_update(algorithm: str, prec: str, device: str = "cpu") -> dict:
     th.manual_seed(0)
     batch = make_batch(B=6, T=12, N=3, seed=1)
     learner, logger = build_learner(batch, algorithm, precision=prec, learner_log_interval=0,
-                                    pretrain_encoder_steps=0, pretrain_contrastive_steps=0)
+                                    pretrain_encoder_steps=0, pretrain_contrastive_steps=0,
+                                    use_cuda=device == "cuda")
+    if device == "cuda":
+        learner.cuda()
+        batch = type(batch)({k: v.cuda() if isinstance(v, th.Tensor) else v for k, v in batch.items()})
     learner.train(batch, 10, 1)
     params = {name: p.detach().clone() for name, p in learner.mac.agent.named_parameters()}
     return {k: v[-1][1] for k, v in logger.stats.items()}, params
@@ -53,6 +57,15 @@ def test_bf16_update_agrees_with_fp32(algorithm):
     step16 = th.cat([(p16[n] - start[n]).flatten() for n in start])
     assert all(p.dtype == th.float32 for p in p16.values())
     assert th.nn.functional.cosine_similarity(step16, step32, dim=0) > 0.95
+
+
+@pytest.mark.skipif(not th.cuda.is_available(), reason="CUDA not available (benchmarks/gpu_check.sh runs this)")
+@pytest.mark.parametrize("algorithm", PLUGIN)
+def test_cuda_bf16_update_agrees_with_fp32(algorithm):
+    fp32, _ = _one_update(algorithm, "fp32", "cuda")
+    bf16, _ = _one_update(algorithm, "bf16", "cuda")
+    for key in (k for k in fp32 if k.startswith("loss")):
+        assert bf16[key] == pytest.approx(fp32[key], rel=LOSS_RTOL, abs=1e-3), key
 
 
 _INITIAL = {}
