@@ -166,6 +166,9 @@ class RunHooks:
             return
         folder = Path(model_path)
         if not (folder / checkpoints.RUN_STATE).is_file():
+            if (folder / checkpoints.MANIFEST).is_file():  # an older checkpoint whose run state was pruned
+                _say(f"{folder} holds models only (its run state was pruned): loading the models, so this "
+                     "is not an exact resume")
             return
         manifest = checkpoints.read_manifest(folder)
         saved = checkpoints.load_state(folder / checkpoints.RUN_STATE)
