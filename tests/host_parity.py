@@ -88,7 +88,7 @@ def main(host_name, epymarl_path=None):
                   standardise_rewards=False, standardise_returns=False, double_q=True, mixer="qmix",
                   mac="basic_mac", agent="rnn", obs_agent_id=True, obs_last_action=True,
                   lr=0.0,  # the optimiser steps change nothing: the gradients stay comparable after train()
-                  lr_decay_interval=1000, lr_decay_rate=1.0, intrinsic_terms=[])
+                  lr_decay_interval=1000, lr_decay_rate=1.0, intrinsic_terms=[], precision="fp32")
     args = SimpleNamespace(**config)
     scheme = batch.scheme
     th.manual_seed(0)
