@@ -110,7 +110,7 @@ def resume_point(cell: Cell, report=print) -> tuple[Path, int] | None:
     best = None
     # A checkpoint is <checkpoint_path>/<t_env>/: EPyMARL's results/models/<run>/, PyMARLzoo+'s .../models/.
     for models in sorted({m.parent.parent for m in cell.folder.rglob(MANIFEST)}):
-        found = newest_usable(models, report=lambda line: report(f"compare: {cell.label}: {line.split(': ', 1)[-1]}"))
+        found = newest_usable(models, report=lambda line: report(f"compare: {cell.label}: {line}"))
         if found and (best is None or found[1]["t_env"] > best[1]):
             best = (models, int(found[1]["t_env"]))
     return best

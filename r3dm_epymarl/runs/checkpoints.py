@@ -31,13 +31,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_state(path: Path, state: dict) -> int:
-    """torch.save, gzip level 1 (buffers are mostly zeros and repeats), atomically; returns bytes."""
+def save_state(path: Path, state: dict) -> dict:
+    """torch.save, gzip level 1 (buffers are mostly zeros and repeats), atomically; returns the file's
+    manifest entry (bytes, sha256), hashed from memory rather than read back."""
     raw = io.BytesIO()
     th.save(state, raw)
     data = gzip.compress(raw.getvalue(), compresslevel=1)
     atomic_write_bytes(path, data)
-    return len(data)
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def load_state(path: Path) -> dict:
@@ -54,10 +55,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(folder: Path, manifest: dict) -> None:
-    """Record every file of the checkpoint (size, sha256), then write the manifest itself, last."""
+def write_manifest(folder: Path, manifest: dict, known: dict | None = None) -> None:
+    """Record every file of the checkpoint (size, sha256; `known` entries, by file name, are not hashed
+    again), then write the manifest itself, last."""
     folder = Path(folder)
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    known = known or {}
+    files = {p.name: known.get(p.name) or {"bytes": p.stat().st_size, "sha256": _sha256(p)}
              for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
     atomic_write_bytes(folder / MANIFEST, json.dumps({**manifest, "files": files}, indent=1, default=str).encode())
 
@@ -90,14 +93,18 @@ def step_folders(models: Path) -> list[Path]:
                   key=lambda p: int(p.name), reverse=True)
 
 
-def newest_usable(models: Path, report=print) -> tuple[Path, dict] | None:
-    """The newest checkpoint under `models` that is complete and intact; each newer one that is not is
-    reported in one line and skipped."""
-    for folder in step_folders(models):
+def newest_usable(models: Path, report=print, near: int | None = None) -> tuple[Path, dict] | None:
+    """The newest checkpoint under `models` that is complete and intact (with `near`: the intact one
+    whose t_env is closest to it, the host's rule for load_step); each better-placed one that is not
+    intact is reported in one line ("skipping checkpoint ...") and skipped."""
+    folders = step_folders(models)
+    if near:
+        folders.sort(key=lambda f: abs(int(f.name) - near))
+    for folder in folders:
         try:
             return folder, read_manifest(folder)
         except ValueError as exc:
-            report(f"r3dm-epymarl: skipping checkpoint {exc}")
+            report(f"skipping checkpoint {exc}")
     return None
 
 

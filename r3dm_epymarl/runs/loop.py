@@ -114,13 +114,6 @@ def install(run_module, host_name: str) -> bool:
     return True
 
 
-def uninstall(run_module) -> None:
-    original = getattr(run_module, ORIGINAL_NAME, None)
-    if original is not None:
-        run_module.run_sequential = original
-        delattr(run_module, ORIGINAL_NAME)
-
-
 class RunHooks:
     """What the hooked loop calls. One instance per host module, reset at each `select`."""
 
@@ -128,12 +121,13 @@ class RunHooks:
         self.host_name = host_name
         self.counters: dict | None = None
         self.resumed_from: dict | None = None
+        self.selected: tuple[Path, dict] | None = None  # (checkpoint folder, its verified manifest)
         self.progress: Progress | None = None
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
         _preflight(args)
-        self.counters, self.resumed_from = None, None
+        self.counters, self.resumed_from, self.selected = None, None, None
         self.progress = Progress.for_run(args)
         path = getattr(args, "checkpoint_path", "")
         if not path or getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
@@ -144,19 +138,14 @@ class RunHooks:
                 _say(f"{path} has no {checkpoints.MANIFEST} (saved without the plug-in's hooks): loading "
                      "models only, so this is not an exact resume")
             return
-        wanted = int(getattr(args, "load_step", 0) or 0)
-        if wanted:  # the host's rule: the checkpoint closest to load_step, among the intact ones
-            folders.sort(key=lambda f: abs(int(f.name) - wanted))
-        for folder in folders:
-            try:
-                checkpoints.read_manifest(folder)
-            except ValueError as exc:
-                _say(f"skipping checkpoint {exc}")
-                continue
-            args.load_step = int(folder.name)
-            return
-        _say(f"no intact checkpoint in {path}: starting from step 0")
-        args.checkpoint_path = ""
+        # The host's rule (the newest, or the one closest to load_step), among the intact checkpoints.
+        self.selected = checkpoints.newest_usable(Path(path), report=_say,
+                                                  near=int(getattr(args, "load_step", 0) or 0))
+        if self.selected is None:
+            _say(f"no intact checkpoint in {path}: starting from step 0")
+            args.checkpoint_path = ""
+        else:
+            args.load_step = int(self.selected[0].name)
 
     # --- after the host loaded the models, before its loop ---------------------------------------------
     def restore(self, ns: dict) -> None:
@@ -170,7 +159,11 @@ class RunHooks:
                 _say(f"{folder} holds models only (its run state was pruned): loading the models, so this "
                      "is not an exact resume")
             return
-        manifest = checkpoints.read_manifest(folder)
+        # `select` verified this folder's files against its manifest already (hashing them again
+        # would read the whole run state twice).
+        selected_folder, manifest = self.selected or (None, None)
+        if selected_folder is None or selected_folder.resolve() != folder.resolve():
+            manifest = checkpoints.read_manifest(folder)
         saved = checkpoints.load_state(folder / checkpoints.RUN_STATE)
         state.restore(ns, saved)
         self.counters = saved["loop"]
@@ -186,7 +179,7 @@ class RunHooks:
             checkpoints.atomic_write_bytes(Path(run_dir) / RESUMED_FROM,
                                            json.dumps(self.resumed_from, indent=1).encode())
         exact = "exactly" if manifest.get("exact") else "(not exactly: " + "; ".join(
-            f"{k} {v}" for k, v in manifest.get("notes", {}).items() if not str(v).startswith(("saved", "restored"))) + ")"
+            f"{k} {v}" for k, v in state.inexact_parts(manifest.get("notes", {})).items()) + ")"
         _say(f"resumed {exact} from {folder} at t_env {manifest['t_env']}")
         if self.progress:
             self.progress.resumed(manifest["t_env"])
@@ -217,15 +210,15 @@ class RunHooks:
         start = time.perf_counter()
         with_buffer = os.environ.get(CHECKPOINT_BUFFER, "1") != "0"
         run_state, notes = state.capture(ns, with_buffer=with_buffer)
-        size = checkpoints.save_state(folder / checkpoints.RUN_STATE, run_state)
+        entry = checkpoints.save_state(folder / checkpoints.RUN_STATE, run_state)
         kill_in_save = os.environ.get(KILL_IN_SAVE_AT_T)
         if kill_in_save and runner.t_env >= int(kill_in_save):
             os.kill(os.getpid(), signal.SIGKILL)
-        checkpoints.write_manifest(folder, self._manifest(ns, notes))
+        checkpoints.write_manifest(folder, self._manifest(ns, notes), known={checkpoints.RUN_STATE: entry})
         checkpoints.prune_run_states(folder.parent, keep=int(os.environ.get(KEEP_RUN_STATES, "2")))
         total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
         ns["logger"].console_logger.info(
-            f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({size / 2**20:.1f} MiB run state"
+            f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({entry['bytes'] / 2**20:.1f} MiB run state"
             f"{'' if with_buffer else f', no buffer: {CHECKPOINT_BUFFER}=0'}), {time.perf_counter() - start:.1f} s")
 
     def _manifest(self, ns: dict, notes: dict) -> dict:
@@ -233,8 +226,8 @@ class RunHooks:
         from r3dm_epymarl.presets import map_name
 
         args, runner = ns["args"], ns["runner"]
-        config = {k: v for k, v in vars(args).items() if state._is_plain(v)}
-        exact = all(str(v).startswith(("saved", "restored")) for v in notes.values())
+        config = {k: v for k, v in vars(args).items() if state.is_plain(v)}
+        exact = not state.inexact_parts(notes)
         return {"t_env": runner.t_env, "episode": ns["episode"], "seed": getattr(args, "seed", None),
                 "algorithm": getattr(args, "name", None), "map": map_name(config), "host": self.host_name,
                 "plugin_version": __version__, "exact": exact, "notes": notes,

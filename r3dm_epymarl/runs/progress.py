@@ -74,17 +74,18 @@ class Progress:
 
     def update(self, t_env: int, logger=None, force: bool = False) -> None:
         now = time.time()
-        if self.bar is None and not force and now - self.last_print < self.every \
-                and not (self.file and now - self.last_file >= min(self.every, 5.0)):
+        file_due = bool(self.file) and (force or now - self.last_file >= min(self.every, 5.0))
+        print_due = self.bar is None and (force or now - self.last_print >= self.every)
+        if not (file_due or print_due or self.bar is not None):
             return
         f = self.figures(t_env, logger)
-        if self.file and (force or now - self.last_file >= min(self.every, 5.0)):
+        if file_due:
             atomic_write_bytes(self.file, json.dumps(f).encode())
             self.last_file = now
         if self.bar is not None:
             test = f"| last {f['test']['label']} {f['test']['value']:.3g}" if f["test"] else ""
             self.bar.update(self.task, completed=min(t_env, self.t_max), rate=f"{f['steps_per_s']:.0f}", test=test)
-        elif force or now - self.last_print >= self.every:
+        elif print_due:
             print("r3dm-epymarl: " + self.line(f), file=sys.stderr, flush=True)
             self.last_print = now
 

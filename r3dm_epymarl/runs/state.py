@@ -19,21 +19,27 @@ from torch import nn
 LOOP_COUNTERS = ("episode", "last_test_T", "last_log_T", "model_save_time")
 
 
-def _is_plain(value, depth: int = 0) -> bool:
+def is_plain(value, depth: int = 0) -> bool:
     """Numbers, strings and containers of them: safe to copy and to restore by assignment."""
     if value is None or isinstance(value, (bool, int, float, str, np.generic)):
         return True
     if depth > 4:
         return False
     if isinstance(value, (list, tuple)):
-        return all(_is_plain(v, depth + 1) for v in value)
+        return all(is_plain(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, (str, int)) and _is_plain(v, depth + 1) for k, v in value.items())
+        return all(isinstance(k, (str, int)) and is_plain(v, depth + 1) for k, v in value.items())
     return False
 
 
 def plain_attrs(obj) -> dict:
-    return {k: copy.deepcopy(v) for k, v in vars(obj).items() if _is_plain(v)}
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items() if is_plain(v)}
+
+
+def inexact_parts(notes: dict) -> dict:
+    """The notes of a checkpoint's parts that a resume cannot restore (not "saved ..." / "restored ...");
+    a checkpoint is exact when there are none."""
+    return {part: note for part, note in notes.items() if not str(note).startswith(("saved", "restored"))}
 
 
 def set_attrs(obj, attrs: dict) -> None:
@@ -62,7 +68,7 @@ def object_state(obj, depth: int = 2) -> dict:
             out["stateful"][name] = value.state_dict()
         elif isinstance(value, th.Tensor):
             out["tensors"][name] = value.detach().clone()
-        elif _is_plain(value):
+        elif is_plain(value):
             out["plain"][name] = copy.deepcopy(value)
         elif depth > 0 and hasattr(value, "__dict__") and not isinstance(value, type) \
                 and not callable(value) and type(value).__module__.split(".")[0] not in ("builtins", "types"):
