@@ -9,7 +9,9 @@ One table per map, one row per algorithm (the run's `name`), over the seeds foun
   seeds that reach it, with how many did.
 With `--paper`, the published StarCraft II numbers (SMAC/SMACv2, not SMAX) are shown beside them and
 drawn as dashed lines on the curves. Then rliable's IQM, CIs, P(X > Y), profiles and curves per map
-and over all maps (report_rliable.py), and `--export marl-eval` (report_marl_eval.py).
+and over all maps (report_rliable.py), `--export marl-eval` (report_marl_eval.py), and what the
+role-based learners logged beside the win rate: intrinsic reward per term, role cluster sizes, both
+world models' losses (report_diagnostics.py).
 """
 from __future__ import annotations
 
@@ -83,15 +85,26 @@ def _run_from(source: str, config: dict, status: str, series: dict) -> Run:
 
 def load_file_runs(root: Path) -> list[Run]:
     """Every Sacred FileStorage run under `root` (any depth). A run that cannot be read (killed while
-    writing its run.json) is skipped with one line."""
+    writing its run.json) is skipped with one line; so is a run another run resumed from, since the
+    resumed run's curves already hold its curves (a killed cell is then one run, whatever --status)."""
+    from r3dm_epymarl.runs.loop import RESUMED_FROM
+
     runs = []
-    for run_json in sorted(Path(root).rglob("run.json")):
-        folder = run_json.parent
+    folders = [run_json.parent for run_json in sorted(Path(root).rglob("run.json"))]
+    superseded = set()
+    for link in (f / RESUMED_FROM for f in folders):
+        try:
+            superseded.add(Path(json.loads(link.read_text())["run_dir"]).resolve())
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no link, or an unreadable one: the run stands alone
+    for folder in folders:
+        if folder.resolve() in superseded:
+            continue
         config_path = folder / "config.json"
         if not config_path.is_file():
             continue
         try:
-            status = json.loads(run_json.read_text()).get("status", "?")
+            status = json.loads((folder / "run.json").read_text()).get("status", "?")
             config = json.loads(config_path.read_text())
             series = _file_series(folder)
         except (OSError, ValueError, KeyError) as exc:
@@ -399,6 +412,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     text and the files written."""
     from r3dm_epymarl.errors import UserError
     from r3dm_epymarl.experiments import report_rliable as rl
+    from r3dm_epymarl.experiments.report_diagnostics import diagnostics_report
 
     rl.check_options(reps, export)
 
@@ -421,12 +435,13 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     out_dir.mkdir(parents=True, exist_ok=True)
     block, stats, rliable_files = rl.rliable_report(kept, metric, out_dir, reps, seed, per_seed, export)
     write_csv(rows, out_dir / "report.csv", stats)
-    files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir), *rliable_files]
+    diagnostics, diagnostic_files = diagnostics_report(kept, out_dir)
+    files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir), *rliable_files, *diagnostic_files]
     skipped = len(runs) - len(kept)
     text = table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
-    return text + "\n" + block, files
+    return text + "\n" + block + ("\n\n" + diagnostics if diagnostics else ""), files
 
 
 def main(args) -> int:

@@ -175,6 +175,7 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
     (broken / "config.json").write_text("{}")
     (broken / "run.json").write_text('{"status": "COMPL')  # killed while writing
     runs = {r.status: r for r in load_file_runs(tmp_path)}
+    assert list(runs) == ["COMPLETED"]  # the runs it continues are in its curve, not counted again
     assert runs["COMPLETED"].series["test_battle_won_mean"] == (
         [0, 100, 200, 300, 400, 500, 600], [0.0, 0.1, 0.25, 0.35, 0.45, 0.5, 0.6])
     out = capsys.readouterr().out
