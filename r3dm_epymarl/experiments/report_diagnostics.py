@@ -128,14 +128,22 @@ def plot(runs, out: Path) -> list[Path]:
     files = []
     for map_name in sorted({r.map for r in runs}):
         on_map = [r for r in runs if r.map == map_name]
-        panels = [(title, pattern, sorted({(r.algorithm, n) for r in on_map for n in r.series
-                                           if pattern.match(n) and r.series[n][0]}))
-                  for title, pattern in PANELS]
-        panels = [p for p in panels if p[2]]
+        panels = []
+        for title, pattern in PANELS:
+            curves = sorted({(r.algorithm, n) for r in on_map for n in r.series if pattern.match(n) and r.series[n][0]})
+            if pattern is INTRINSIC:  # one panel per algorithm: CDS's terms are ~100x R3DM's
+                panels += [(f"{a}: {title}", pattern, [c for c in curves if c[0] == a])
+                           for a in sorted({a for a, _ in curves})]
+            elif curves:
+                panels.append((title, pattern, curves))
         if not panels:
             continue
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-        for ax, (title, pattern, curves) in zip(axes[0], panels):
+        cols = min(3, len(panels))
+        fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(5.5 * cols, 4 * -(-len(panels) // cols)),
+                                 squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, (title, pattern, curves) in zip(axes.flat, panels):
             lowest = float("inf")
             for algorithm, name in curves:
                 seeds = [r.series[name] for r in on_map if r.algorithm == algorithm and r.series.get(name, ([],))[0]]
