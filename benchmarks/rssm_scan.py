@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from r3dm_epymarl.world_model.distributions import (  # noqa: E402
     kl_losses, straight_through_sample, symlog, unimix_probs,
 )
-from r3dm_epymarl.world_model.rssm import RSSM, loss_many, previous  # noqa: E402
+from r3dm_epymarl.world_model.fused import loss_many, previous  # noqa: E402
+from r3dm_epymarl.world_model.rssm import RSSM  # noqa: E402
 
 
 def plain_losses(models, obs, actions, roles_list, valid, step=None):

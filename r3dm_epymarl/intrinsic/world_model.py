@@ -27,7 +27,8 @@ from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
 from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.world_model.distributions import one_hot_log_prob, symlog
-from r3dm_epymarl.world_model.rssm import RSSM, imagine_many, loss_many, observe_many
+from r3dm_epymarl.world_model.fused import imagine_many, loss_many, observe_many
+from r3dm_epymarl.world_model.rssm import RSSM
 
 LOSS_NAMES = ("recon", "dyn", "rep")
 

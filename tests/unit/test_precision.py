@@ -8,7 +8,8 @@ import torch as th
 from r3dm_epymarl.modules import precision
 from r3dm_epymarl.registry import ALGORITHMS
 from r3dm_epymarl.world_model.distributions import straight_through, unimix_probs
-from r3dm_epymarl.world_model.rssm import RSSM, observe_many, previous
+from r3dm_epymarl.world_model.fused import observe_many, previous
+from r3dm_epymarl.world_model.rssm import RSSM
 from tests.synthetic import build_learner, make_batch
 
 PLUGIN = [name for name, a in ALGORITHMS.items() if a.schema]  # the plug-in's learners (not host QMIX)

@@ -13,7 +13,8 @@ from r3dm_epymarl.world_model.distributions import (
     categorical_kl, kl_losses, one_hot_log_prob, straight_through_mode, straight_through_sample, symexp, symlog,
     unimix_log_probs, unimix_probs,
 )
-from r3dm_epymarl.world_model.rssm import RSSM, loss_many
+from r3dm_epymarl.world_model.fused import loss_many
+from r3dm_epymarl.world_model.rssm import RSSM
 from tests.synthetic import make_batch as _make_batch
 
 def make_batch(**kwargs):
