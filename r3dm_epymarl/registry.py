@@ -122,6 +122,7 @@ def register(host=None) -> Path:
     for registry, kind, key, obj in plan:
         registry[key] = obj
         done[(kind, key)] = obj
+        host.on_registered(kind, key, obj)
     # The host's run loop, hooked for exact resume, checkpoint manifests and the progress line.
     from r3dm_epymarl.runs.loop import install
 

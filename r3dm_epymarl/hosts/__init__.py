@@ -62,6 +62,10 @@ class Host:
                                              "__module__": obj.__module__, "__qualname__": obj.__qualname__})
         return obj
 
+    def on_registered(self, kind: str, key: str, obj) -> None:
+        """Called by `registry.register` after it put `obj` under `key` in this host's `kind` registry
+        (the hosts learn the plug-in's keys from it, never by importing the registry)."""
+
     def run(self, argv: list[str], base_dir: str | None = None) -> None:
         raise NotImplementedError
 

@@ -30,11 +30,9 @@ class ZooHost(Host):
             return _smac_style(obj)
         return _returns_extras(obj) if kind == "controllers" else obj
 
-    def registry(self, kind):
-        registry = super().registry(kind)
+    def on_registered(self, kind, key, obj):
         if kind == "envs":
-            _list_plugin_envs(self.module("envs"))
-        return registry
+            _list_in_availability(self.module("envs"), key)
 
     def run(self, argv, base_dir=None):
         import pymarlzooplus.main as zoo_main
@@ -58,19 +56,17 @@ def _returns_extras(mac_cls):
     return ZooMAC
 
 
-def _list_plugin_envs(zoo_envs) -> None:
-    """Name the plug-in's env keys in PyMARLzoo+'s `REGISTRY_availability` as well.
+def _list_in_availability(zoo_envs, key: str) -> None:
+    """Name a plug-in env key in PyMARLzoo+'s `REGISTRY_availability` as well.
 
     Its runners call `check_env_installation(args.env, env_REGISTRY, logger)`, which passes for any key
     in `envs.REGISTRY` (where registration puts ours); the availability list only feeds the message it
     prints for a key that is missing, which should then list the plug-in's envs among the choices.
     `utils.env_utils` imported that list object itself, so appending to it reaches both modules.
     """
-    from r3dm_epymarl.registry import COMPONENTS
-
     available = getattr(zoo_envs, "REGISTRY_availability", None)
-    if isinstance(available, list):
-        available.extend(key for key in COMPONENTS["envs"] if key not in available)
+    if isinstance(available, list) and key not in available:
+        available.append(key)
 
 
 def _smac_style(env_fn):

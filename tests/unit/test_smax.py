@@ -173,17 +173,21 @@ def test_zoo_adapter_smac_style_api():
     env.save_replay(), env.render(), env.close()
 
 
-def test_zoo_registry_passes_check_env_installation(monkeypatch):
+def test_zoo_registry_passes_check_env_installation():
     pytest.importorskip("pymarlzooplus")
-    from r3dm_epymarl.registry import COMPONENTS
+    from r3dm_epymarl.registry import register
 
-    monkeypatch.setitem(COMPONENTS["envs"], "smax", "r3dm_epymarl.envs.smax:smax_fn")
     host = ZooHost()
-    registry = host.registry("envs")
     zoo_envs = host.module("envs")
+    if "smax" in zoo_envs.REGISTRY_availability:  # an earlier test's registration
+        zoo_envs.REGISTRY_availability.remove("smax")
+    register(host)
+    registry = host.registry("envs")
     try:
-        assert "smax" in zoo_envs.REGISTRY_availability
-        monkeypatch.setitem(registry, "smax", host.adapt("envs", smax_fn))
+        assert zoo_envs.REGISTRY_availability.count("smax") == 1
+        register(host)  # registering again lists it once
+        assert zoo_envs.REGISTRY_availability.count("smax") == 1
+        assert getattr(registry["smax"], "__wrapped__", None) is smax_fn
         from pymarlzooplus.utils.env_utils import check_env_installation
         logger = types.SimpleNamespace(console_logger=None)  # touched only on failure
         check_env_installation("smax", registry, logger)  # returns (a failure calls exit(0))
