@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from r3dm_epymarl.experiments.report import Run, final_value, is_rate, pick_metric
+from r3dm_epymarl.experiments.report import final_value, is_rate, pick_metric
+from r3dm_epymarl.experiments.report_runs import Run
 
 ALL_MAPS = "all maps"
 R3DM = "r3dm"  # listed first wherever it is present
