@@ -231,6 +231,8 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from r3dm_epymarl.experiments.report_plots import save
+
     written = []
     for map_name in sorted({r.map for r in rows}):
         on_map = [r for r in rows if r.map == map_name]
@@ -256,11 +258,8 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
             ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out / f"curves_{safe_name(map_name)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(out / f"curves_{safe_name(map_name)}.png")
+        save(fig, written[-1])
     return written
 
 

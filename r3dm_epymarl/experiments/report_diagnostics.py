@@ -124,6 +124,7 @@ def plot(runs, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from r3dm_epymarl.experiments.report import mean_curve, safe_name
+    from r3dm_epymarl.experiments.report_plots import save
 
     files = []
     for map_name in sorted({r.map for r in runs}):
@@ -158,11 +159,8 @@ def plot(runs, out: Path) -> list[Path]:
             ax.set_title(f"{map_name}: {title}", fontsize=9)
             ax.set_xlabel("env steps")
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"diagnostics_{safe_name(map_name)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        files.append(path)
+        files.append(out / f"diagnostics_{safe_name(map_name)}.png")
+        save(fig, files[-1])
     return files
 
 

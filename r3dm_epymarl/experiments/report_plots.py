@@ -20,7 +20,8 @@ def _figure(count: int):
     return fig, list(axes.flat)
 
 
-def _save(fig, path) -> None:
+def save(fig, path) -> None:
+    """Lay out, write at 100 dpi and close: every PNG of `report`."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -47,7 +48,7 @@ def plot_profiles(stats: list[Stats], path) -> None:
             xlabel=r"final score $\tau$ (normalised)", ylabel=r"fraction of runs with score $> \tau$",
             labelsize="medium", ticklabelsize="small", legend=True, legendsize="small")
         ax.set_title(s.group.name, fontsize="medium")
-    _save(fig, path)
+    save(fig, path)
 
 
 def _score_label(group: Group) -> str:
@@ -77,5 +78,5 @@ def plot_efficiency(stats: list[Stats], path, per_seed: bool = False) -> bool:
                 for run in curves[:, 0]:
                     ax.plot(steps, run, color=colours[a], linewidth=0.6, alpha=0.5)
         ax.set_title(f"{s.group.name}: IQM and 95% CI over runs", fontsize="medium")
-    _save(fig, path)
+    save(fig, path)
     return True
