@@ -177,6 +177,19 @@ def test_presets_apply_for_the_map_and_the_command_line_wins():
     assert with_presets(["x"], {"name": "acorm", "env_args": {"map_name": "5m_vs_6m"}}) == (["x"], {})
 
 
+def test_a_renamed_variant_is_told_which_preset_it_misses():
+    from r3dm_epymarl.presets import renamed_without_preset
+
+    variant = {"name": "r3dm_policy_kl", "learner": "r3dm_learner", "env_args": {"map_name": "5m_vs_6m"}}
+    assert with_presets(["x"], variant) == (["x"], {})  # presets follow `name`
+    note = renamed_without_preset(variant)
+    assert note.startswith("r3dm-epymarl: name=r3dm_policy_kl gets no preset") and "r3dm_beta1=2.0" in note
+    assert renamed_without_preset({**variant, "env_args": {"map_name": "2s3z"}}) is None  # no preset there
+    assert renamed_without_preset({**variant, "name": "r3dm"}) is None  # the preset applies as usual
+    assert renamed_without_preset({"name": "qmix", "learner": "q_learner",
+                                   "env_args": {"map_name": "5m_vs_6m"}}) is None
+
+
 def test_action_softmaxes_equal_torch_with_masked_actions():
     from r3dm_epymarl.intrinsic.base import action_log_softmax, action_softmax
 
