@@ -14,7 +14,7 @@ import yaml
 
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.paths import config_dir
-from r3dm_epymarl.presets import map_name, renamed_without_preset, with_presets
+from r3dm_epymarl.presets import cli_keys, map_name, renamed_without_preset, with_presets
 
 _FLAGS = {"--config": "algs", "--env-config": "envs"}
 
@@ -120,7 +120,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         config.update(preset)
         print(f"r3dm-epymarl: {config['name']} preset for {map_name(config)}: "
               + " ".join(f"{k}={v}" for k, v in preset.items()), file=sys.stderr)
-    elif note := renamed_without_preset(config):
+    elif note := renamed_without_preset(config, cli_keys(host_argv)):
         print(note, file=sys.stderr)
     preflight(config)
     register(host)

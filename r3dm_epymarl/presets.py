@@ -39,18 +39,18 @@ def with_presets(argv: list[str], config: dict) -> tuple[list[str], dict]:
     return (argv + extra if "with" in argv else argv + ["with", *extra]), added
 
 
-def renamed_without_preset(config: dict) -> str | None:
+def renamed_without_preset(config: dict, given: set[str] = frozenset()) -> str | None:
     """One line for a plug-in algorithm run under another `name` (an ablation, e.g. name=r3dm_policy_kl)
-    on a map its published preset covers: presets follow `name`, so that run gets none. None otherwise."""
+    on a map its published preset covers: presets follow `name`, so that run gets none. Lists the
+    preset's keys not `given` on the command line; None when there are none."""
     from r3dm_epymarl.registry import ALGORITHMS
 
     name = config.get("name", "")
     for algo in ALGORITHMS.values():
         if config.get("learner") == algo.learner and name != algo.name:
-            missed = preset_for(algo.name, map_name(config))
+            missed = {k: v for k, v in preset_for(algo.name, map_name(config)).items() if k not in given}
             if missed and not preset_for(name, map_name(config)):
                 keys = " ".join(f"{k}={v!r}" for k, v in missed.items())
                 return (f"r3dm-epymarl: name={name} gets no preset (presets follow `name`); {algo.name}'s "
                         f"preset for {map_name(config)} is: {keys} (add them after `with` to keep them)")
     return None
-

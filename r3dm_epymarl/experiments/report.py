@@ -20,7 +20,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from r3dm_epymarl.experiments.report_runs import Run, load_file_runs, load_mongo_runs  # noqa: F401 (re-exported)
+from r3dm_epymarl.experiments.report_runs import (  # noqa: F401 (load_file_runs, load_mongo_runs re-exported)
+    Run, drop_continued, load_file_runs, load_mongo_runs,
+)
 
 HELP = "tables per map (with rliable's IQM, CIs, P(X > Y)), a CSV and PNGs from Sacred runs (folders or MongoDB)"
 WIN_RATE = "test_battle_won_mean"
@@ -288,7 +290,8 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     if mongo:
         runs += load_mongo_runs(mongo)
     statuses = None if status == "any" else {s.strip().upper() for s in status.split(",")}
-    kept = [r for r in runs if statuses is None or r.status in statuses]
+    chosen = [r for r in runs if statuses is None or r.status in statuses]
+    kept = drop_continued(chosen)
     if not kept:
         where = ", ".join([*sources, *([mongo] if mongo else [])]) or "(nothing given)"
         raise UserError(f"no Sacred runs with status {status} in {where}: give the folders compare "
@@ -305,7 +308,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     write_csv(rows, out_dir / "report.csv", stats)
     diagnostics, diagnostic_files = diagnostics_report(kept, out_dir)
     files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir), *rliable_files, *diagnostic_files]
-    skipped = len(runs) - len(kept)
+    skipped = len(runs) - len(chosen)
     text = table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"

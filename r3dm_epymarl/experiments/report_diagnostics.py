@@ -15,6 +15,7 @@ printed as one block, and drawn per map to diagnostics_<map>.png.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class Diagnostic:
         return sum(p[i] for p in self.per_seed) / len(self.per_seed)
 
     def row(self) -> list:
-        late = [p[1] for p in self.per_seed]
+        late = [p[1] for p in self.per_seed if not math.isnan(p[1])] or [math.nan]
         return [self.map, self.algorithm, self.quantity, len(self.per_seed), self.mean(0), self.mean(1),
                 self.mean(2), min(late), max(late)]
 
@@ -66,7 +67,7 @@ def _ratios(runs_series: list[dict]) -> dict[str, list[tuple[float, float, float
         for name in sorted(series):
             match = WORLD_MODEL.match(name)
             agnostic = f"loss_wm_{match['part']}" if match and match["role"] else None
-            if agnostic in series and series[agnostic][0]:
+            if agnostic in series and series[agnostic][0] and series[name][0]:
                 role, base = summarise(*series[name]), summarise(*series[agnostic])
                 ratios.setdefault(f"loss_wm_{match['part']} role/agnostic", []).append(
                     tuple(r / b if b else float("nan") for r, b in zip(role, base)))

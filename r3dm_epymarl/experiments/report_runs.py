@@ -1,7 +1,8 @@
 """The Sacred runs `report` reads, from FileStorage folders or a MongoDB database, each reduced to a
 `Run`: algorithm (the config's `name`), map, seed, status, t_max, environment and every logged curve.
-A killed run that a later run resumed (runs/loop.py's resumed_from.json) is read as the start of that
-run's curve, never as a run of its own.
+A run resumed from a checkpoint (runs/loop.py writes resumed_from.json into its folder) starts with
+the curves of the run it continues, up to the resume step; `drop_continued` then leaves the run it
+continues out, so a killed-and-resumed cell counts once. (MongoDB runs carry no such link.)
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Run:
     t_max: int | None
     env: str = "unknown"  # the environment: gymnasium id prefix (lbforaging), else config `env` (sc2, smax)
     series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # name -> (steps, values)
+    continues: str | None = None  # the folder of the run this one resumed (file storage only)
 
 
 def _map_of(config: dict) -> str:
@@ -41,33 +43,52 @@ def _run_from(source: str, config: dict, status: str, series: dict) -> Run:
 
 def load_file_runs(root: Path) -> list[Run]:
     """Every Sacred FileStorage run under `root` (any depth). A run that cannot be read (killed while
-    writing its run.json) is skipped with one line; so is a run another run resumed from, since the
-    resumed run's curves already hold its curves (a killed cell is then one run, whatever --status)."""
-    from r3dm_epymarl.runs.loop import RESUMED_FROM
-
+    writing its run.json) is skipped with one line."""
     runs = []
-    folders = [run_json.parent for run_json in sorted(Path(root).rglob("run.json"))]
-    superseded = set()
-    for link in (f / RESUMED_FROM for f in folders):
-        try:
-            superseded.add(Path(json.loads(link.read_text())["run_dir"]).resolve())
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # no link, or an unreadable one: the run stands alone
-    for folder in folders:
-        if folder.resolve() in superseded:
-            continue
+    for run_json in sorted(Path(root).rglob("run.json")):
+        folder = run_json.parent
         config_path = folder / "config.json"
         if not config_path.is_file():
             continue
         try:
-            status = json.loads((folder / "run.json").read_text()).get("status", "?")
+            status = json.loads(run_json.read_text()).get("status", "?")
             config = json.loads(config_path.read_text())
-            series = _file_series(folder)
-        except (OSError, ValueError, KeyError) as exc:
+            previous, t = _resumed_from(folder)
+            series = _file_series(folder, previous, t)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"report: skipping {folder}: unreadable ({type(exc).__name__}: {exc})")
             continue
-        runs.append(_run_from(str(folder), config, status, series))
+        run = _run_from(str(folder.resolve()), config, status, series)
+        run.continues = str(previous.resolve()) if previous else None
+        runs.append(run)
     return runs
+
+
+def drop_continued(runs: list[Run]) -> list[Run]:
+    """`runs` less those that another of them resumed (same algorithm, map and seed): the resumed run's
+    curves already hold theirs. Apply it after choosing runs by status, so that a COMPLETED run whose
+    continuation is still RUNNING stays when only COMPLETED runs are read."""
+    continued = {(r.continues, r.algorithm, r.map, r.seed) for r in runs if r.continues}
+    return [r for r in runs if (r.source, r.algorithm, r.map, r.seed) not in continued]
+
+
+def _resumed_from(folder: Path, quiet: bool = False) -> tuple[Path | None, float]:
+    """The folder of the run `folder`'s run resumed and the resume step, or (None, 0). The link holds an
+    absolute path; in a results tree copied elsewhere the sibling folder of the same name is used."""
+    from r3dm_epymarl.runs.loop import RESUMED_FROM
+
+    link = folder / RESUMED_FROM
+    if not link.is_file():
+        return None, 0
+    resumed = json.loads(link.read_text())
+    recorded = Path(resumed.get("run_dir") or "")
+    for candidate in (recorded, folder.parent / recorded.name):
+        if str(recorded) and candidate.is_dir() and candidate.resolve() != folder.resolve():
+            return candidate, resumed["t_env"]
+    if not quiet:
+        print(f"report: {folder} resumed from {recorded or '?'} (t_env {resumed['t_env']}), which is gone: "
+              "its curves start there")
+    return None, resumed["t_env"]
 
 
 def _own_series(folder: Path) -> dict:
@@ -81,23 +102,13 @@ def _own_series(folder: Path) -> dict:
     return {k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}
 
 
-def _file_series(folder: Path, depth: int = 0) -> dict:
-    """The run's curves; a resumed run's (resumed_from.json, see runs/loop.py) start with the curves of
-    the run it continues, up to the step it resumed from, so a killed-and-resumed run reads as one."""
-    from r3dm_epymarl.runs.loop import RESUMED_FROM
-
+def _file_series(folder: Path, previous: Path | None, t: float, depth: int = 0) -> dict:
+    """The run's curves; a resumed run's (`previous`: the run it continues, from step `t`) start with
+    the curves of that run up to `t`, so a killed-and-resumed run reads as one."""
     series = _own_series(folder)
-    link = folder / RESUMED_FROM
-    if not link.is_file() or depth > 100:
+    if previous is None or depth > 100:
         return series
-    resumed = json.loads(link.read_text())
-    previous = Path(resumed.get("run_dir") or "")
-    if not previous.is_dir():
-        print(f"report: {folder} resumed from {previous or '?'} (t_env {resumed['t_env']}), which is gone: "
-              "its curves start there")
-        return series
-    t = resumed["t_env"]
-    earlier = _file_series(previous, depth + 1)
+    earlier = _file_series(previous, *_resumed_from(previous, quiet=True), depth + 1)
     for name, (steps, values) in earlier.items():
         keep = [(s, v) for s, v in zip(steps, values) if s <= t]
         own_steps, own_values = series.get(name, ([], []))

@@ -184,6 +184,9 @@ def test_a_renamed_variant_is_told_which_preset_it_misses():
     assert with_presets(["x"], variant) == (["x"], {})  # presets follow `name`
     note = renamed_without_preset(variant)
     assert note.startswith("r3dm-epymarl: name=r3dm_policy_kl gets no preset") and "r3dm_beta1=2.0" in note
+    assert "r3dm_beta1" not in renamed_without_preset(variant, {"r3dm_beta1"})  # given after `with`
+    assert renamed_without_preset(variant, {"r3dm_beta1", "r3dm_beta2", "r3dm_beta3", "intrinsic_alpha",
+                                            "wm_horizon"}) is None  # all given: nothing missed
     assert renamed_without_preset({**variant, "env_args": {"map_name": "2s3z"}}) is None  # no preset there
     assert renamed_without_preset({**variant, "name": "r3dm"}) is None  # the preset applies as usual
     assert renamed_without_preset({"name": "qmix", "learner": "q_learner",

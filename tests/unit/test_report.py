@@ -156,7 +156,9 @@ def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
 def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_path, capsys):
     import json
 
-    from r3dm_epymarl.experiments.report import load_file_runs
+    import shutil
+
+    from r3dm_epymarl.experiments.report_runs import drop_continued, load_file_runs
 
     def sacred(folder, status, steps, values, resumed=None):
         folder.mkdir(parents=True)
@@ -174,9 +176,25 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
     broken.mkdir()
     (broken / "config.json").write_text("{}")
     (broken / "run.json").write_text('{"status": "COMPL')  # killed while writing
-    runs = {r.status: r for r in load_file_runs(tmp_path)}
+    loaded = load_file_runs(tmp_path)
+    assert sorted(r.status for r in loaded) == ["COMPLETED", "FAILED", "RUNNING"]
+    runs = {r.status: r for r in drop_continued(loaded)}
     assert list(runs) == ["COMPLETED"]  # the runs it continues are in its curve, not counted again
-    assert runs["COMPLETED"].series["test_battle_won_mean"] == (
-        [0, 100, 200, 300, 400, 500, 600], [0.0, 0.1, 0.25, 0.35, 0.45, 0.5, 0.6])
+    stitched = ([0, 100, 200, 300, 400, 500, 600], [0.0, 0.1, 0.25, 0.35, 0.45, 0.5, 0.6])
+    assert runs["COMPLETED"].series["test_battle_won_mean"] == stitched
     out = capsys.readouterr().out
     assert out.count("report: skipping") == 1 and "sacred/4: unreadable" in out
+    # chosen by status first: a run whose continuation was not chosen stays (e.g. a COMPLETED run whose
+    # continuation is still RUNNING, when only COMPLETED runs are read)
+    first_only = [r for r in loaded if r.status == "RUNNING"]
+    assert drop_continued(first_only) == first_only
+    # the tree copied elsewhere (the links hold the old absolute paths): the sibling folders are used
+    moved = tmp_path.parent / (tmp_path.name + "_moved")
+    shutil.copytree(tmp_path / "sacred", moved / "sacred")
+    shutil.rmtree(tmp_path / "sacred")
+    runs = drop_continued(load_file_runs(moved))
+    assert [r.series["test_battle_won_mean"] for r in runs] == [stitched]
+    # a link to the run's own folder is ignored (no self-stitching, the run is not dropped)
+    sacred(moved / "self", "COMPLETED", [0, 100], [0.0, 0.2], {"run_dir": str(moved / "self"), "t_env": 50})
+    alone = [r for r in drop_continued(load_file_runs(moved)) if r.source.endswith("self")]
+    assert [r.series["test_battle_won_mean"] for r in alone] == [([0, 100], [0.0, 0.2])]
