@@ -94,11 +94,11 @@ def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
 def preflight(config: dict) -> None:
     """Validate a plug-in algorithm's keys before any host code runs (no training time spent)."""
     from r3dm_epymarl.config import validate
-    from r3dm_epymarl.registry import ALGORITHMS
+    from r3dm_epymarl.registry import algorithm_of
 
-    for algo in ALGORITHMS.values():
-        if config.get("learner") == algo.learner:
-            validate(config, algo.load_schema(), where=f"--config={config.get('name', algo.name)}")
+    algo = algorithm_of(config)
+    if algo is not None:
+        validate(config, algo.load_schema(), where=f"--config={config.get('name', algo.name)}")
 
 
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,

@@ -43,14 +43,14 @@ def renamed_without_preset(config: dict, given: set[str] = frozenset()) -> str |
     """One line for a plug-in algorithm run under another `name` (an ablation, e.g. name=r3dm_policy_kl)
     on a map its published preset covers: presets follow `name`, so that run gets none. Lists the
     preset's keys not `given` on the command line; None when there are none."""
-    from r3dm_epymarl.registry import ALGORITHMS
+    from r3dm_epymarl.registry import algorithm_of
 
-    name = config.get("name", "")
-    for algo in ALGORITHMS.values():
-        if config.get("learner") == algo.learner and name != algo.name:
-            missed = {k: v for k, v in preset_for(algo.name, map_name(config)).items() if k not in given}
-            if missed and not preset_for(name, map_name(config)):
-                keys = " ".join(f"{k}={v!r}" for k, v in missed.items())
-                return (f"r3dm-epymarl: name={name} gets no preset (presets follow `name`); {algo.name}'s "
-                        f"preset for {map_name(config)} is: {keys} (add them after `with` to keep them)")
-    return None
+    algo, name, map_ = algorithm_of(config), config.get("name", ""), map_name(config)
+    if algo is None or name == algo.name or preset_for(name, map_):
+        return None
+    missed = {k: v for k, v in preset_for(algo.name, map_).items() if k not in given}
+    if not missed:
+        return None
+    keys = " ".join(f"{k}={v!r}" for k, v in missed.items())
+    return (f"r3dm-epymarl: name={name} gets no preset (presets follow `name`); {algo.name}'s preset for "
+            f"{map_} is: {keys} (add them after `with` to keep them)")

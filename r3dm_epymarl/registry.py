@@ -82,6 +82,11 @@ class RegistrationError(UserError):
     pass
 
 
+def algorithm_of(config: dict) -> Algorithm | None:
+    """The plug-in algorithm whose learner `config` uses (each has its own), whatever its `name`."""
+    return next((a for a in ALGORITHMS.values() if a.learner == config.get("learner")), None)
+
+
 def _resolve(target: str):
     module, _, path = target.partition(":")
     obj = importlib.import_module(module)

@@ -110,3 +110,12 @@ def test_setup_cfg_ships_every_subpackage():
     listed = set(cfg["options"]["packages"].split())
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "r3dm_epymarl").rglob("__init__.py")}
     assert on_disk <= listed, f"add to setup.cfg packages: {sorted(on_disk - listed)}"
+
+
+def test_each_algorithm_has_its_own_learner_so_a_config_names_one_algorithm():
+    from r3dm_epymarl.registry import ALGORITHMS, algorithm_of
+
+    assert len({a.learner for a in ALGORITHMS.values()}) == len(ALGORITHMS)
+    for algo in ALGORITHMS.values():
+        assert algorithm_of({"learner": algo.learner, "name": "renamed"}) is algo
+    assert algorithm_of({"learner": "q_learner"}) is None  # the host's own
