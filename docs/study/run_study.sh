@@ -4,6 +4,7 @@
 # Run the same command again to continue: finished cells are kept, a killed cell continues from its newest
 # checkpoint (every 10k steps). Environment: EPYMARL_PATH (an EPyMARL checkout), STUDY_DIR (where the runs
 # go, default ./study_runs), ALGORITHMS, MAPS, SEEDS, JOBS (cells at once, default 1; one core each).
+# Arguments are passed on to compare (e.g. --dry-run).
 # Two commands with JOBS=1 and disjoint ALGORITHMS may share STUDY_DIR (e.g. ALGORITHMS=r3dm on one core,
 # ALGORITHMS="qmix cds acorm" on the other): each cell has its own folder.
 set -euo pipefail
@@ -11,4 +12,4 @@ set -euo pipefail
 exec python -m r3dm_epymarl compare --epymarl "$EPYMARL_PATH" --algorithms ${ALGORITHMS:-qmix cds acorm r3dm} \
   --maps ${MAPS:-2s3z 3s_vs_5z} --seeds ${SEEDS:-1 2 3} --env-config smax --t-max 150000 \
   --with test_interval=5000 test_nepisode=32 --out "${STUDY_DIR:-study_runs}/smax" --jobs "${JOBS:-1}" \
-  --checkpoint-interval 10000
+  --checkpoint-interval 10000 "$@"
