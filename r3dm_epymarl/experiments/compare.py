@@ -156,21 +156,72 @@ def cell_env(threads: int) -> dict:
 def run_cell(argv: list[str], folder: str, env_updates: dict) -> tuple[int, float, str]:
     """One cell as its own process (also the body of a Ray task, so it reads the environment of the
     node it runs on): exit code, seconds, last error line. The cell writes its progress to
-    FOLDER/progress.json for the grid's status line."""
+    FOLDER/progress.json for the grid's status line. A cell another process is running (a second
+    compare over the same folder, or a cell left running by a killed compare) is not started twice."""
     from r3dm_epymarl.runs.progress import PROGRESS_FILE
 
-    env = {**os.environ, **env_updates, PROGRESS_FILE: os.path.join(folder, "progress.json")}
-    if os.path.exists(env[PROGRESS_FILE]):  # a previous attempt's figures
-        os.remove(env[PROGRESS_FILE])
     os.makedirs(folder, exist_ok=True)
-    start = time.time()
-    log_path = os.path.join(folder, "cell.log")
-    with open(log_path, "a") as log:
-        log.write(f"\n$ python -m r3dm_epymarl {' '.join(argv)}\n")
-        log.flush()
-        code = subprocess.call([sys.executable, "-m", "r3dm_epymarl", *argv], cwd=folder, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with CellLock(folder) as lock:
+        if not lock.held:
+            return BUSY, 0.0, f"another process is running this cell ({lock.holder}); wait for it or stop it"
+        env = {**os.environ, **env_updates, PROGRESS_FILE: os.path.join(folder, "progress.json")}
+        if os.path.exists(env[PROGRESS_FILE]):  # a previous attempt's figures
+            os.remove(env[PROGRESS_FILE])
+        start = time.time()
+        log_path = os.path.join(folder, "cell.log")
+        with open(log_path, "a") as log:
+            log.write(f"\n$ python -m r3dm_epymarl {' '.join(argv)}\n")
+            log.flush()
+            # The cell inherits the lock: should this process be killed, the cell still holds it.
+            proc = subprocess.Popen([sys.executable, "-m", "r3dm_epymarl", *argv], cwd=folder, env=env,
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    pass_fds=lock.fds)
+            lock.note(f"pid {proc.pid}")
+            code = proc.wait()
     return code, time.time() - start, _last_error(log_path) if code else ""
+
+
+BUSY = 75  # EX_TEMPFAIL: the cell is running elsewhere
+
+
+class CellLock:
+    """An exclusive `flock` on FOLDER/cell.lock, taken without waiting; `holder` names who has it."""
+
+    def __init__(self, folder: str):
+        self.path = os.path.join(folder, "cell.lock")
+        self.file = None
+        self.held = False
+        self.holder = ""
+
+    @property
+    def fds(self) -> tuple:
+        return (self.file.fileno(),) if self.held else ()
+
+    def __enter__(self) -> CellLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: run unguarded
+            self.held = True
+            return self
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.held = True
+        except OSError:
+            self.file.seek(0)
+            self.holder = self.file.read().strip() or "pid unknown"
+        return self
+
+    def note(self, text: str) -> None:
+        if self.file is not None and self.held:
+            self.file.seek(0)
+            self.file.truncate()
+            self.file.write(f"{text} on {os.uname().nodename}")
+            self.file.flush()
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # releases the lock (the cell's inherited copy closed when it exited)
 
 
 def _last_error(log_path: str) -> str:
