@@ -195,7 +195,7 @@ class CellLock:
 
     @property
     def fds(self) -> tuple:
-        return (self.file.fileno(),) if self.held else ()
+        return (self.file.fileno(),) if self.held and self.file is not None else ()
 
     def __enter__(self) -> CellLock:
         try:
@@ -207,9 +207,11 @@ class CellLock:
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self.held = True
-        except OSError:
+        except BlockingIOError:  # another process holds it
             self.file.seek(0)
             self.holder = self.file.read().strip() or "pid unknown"
+        except OSError:  # a file system without flock (some network mounts): run unguarded
+            self.held = True
         return self
 
     def note(self, text: str) -> None:
