@@ -11,7 +11,8 @@ With `--paper`, the published StarCraft II numbers (SMAC/SMACv2, not SMAX) are s
 drawn as dashed lines on the curves. Then rliable's IQM, CIs, P(X > Y), profiles and curves per map
 and over all maps (report_rliable.py), `--export marl-eval` (report_marl_eval.py), and what the
 role-based learners logged beside the win rate: intrinsic reward per term, role cluster sizes, both
-world models' losses (report_diagnostics.py).
+world models' losses (report_diagnostics.py). cells.csv and a "per seed" block hold each cell's final,
+AUC and wall time, resumed runs summed (report_cells.py).
 """
 from __future__ import annotations
 
@@ -282,6 +283,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     text and the files written."""
     from r3dm_epymarl.errors import UserError
     from r3dm_epymarl.experiments import report_rliable as rl
+    from r3dm_epymarl.experiments.report_cells import cell_rows, cells_block, write_cells_csv
     from r3dm_epymarl.experiments.report_diagnostics import diagnostics_report
 
     rl.check_options(reps, export)
@@ -306,12 +308,16 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     out_dir.mkdir(parents=True, exist_ok=True)
     block, stats, rliable_files = rl.rliable_report(kept, metric, out_dir, reps, seed, per_seed, export)
     write_csv(rows, out_dir / "report.csv", stats)
+    cells = cell_rows(kept, {r.map: r.metric for r in rows})
+    write_cells_csv(cells, out_dir / "cells.csv")
     diagnostics, diagnostic_files = diagnostics_report(kept, out_dir)
-    files = [out_dir / "report.csv", *plot_curves(kept, rows, out_dir), *rliable_files, *diagnostic_files]
+    files = [out_dir / "report.csv", out_dir / "cells.csv", *plot_curves(kept, rows, out_dir), *rliable_files,
+             *diagnostic_files]
     skipped = len(runs) - len(chosen)
     text = table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
+    text += "\n\n" + cells_block(cells)
     return text + "\n" + block + ("\n\n" + diagnostics if diagnostics else ""), files
 
 

@@ -24,6 +24,8 @@ class Run:
     env: str = "unknown"  # the environment: gymnasium id prefix (lbforaging), else config `env` (sc2, smax)
     series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # name -> (steps, values)
     continues: str | None = None  # the folder of the run this one resumed (file storage only)
+    wall_s: float | None = None  # start to stop (or last heartbeat), summed over the runs it continues
+    segments: int = 1  # how many Sacred runs (this one and those it continues) made the curve
 
 
 def _map_of(config: dict) -> str:
@@ -33,12 +35,42 @@ def _map_of(config: dict) -> str:
     return str(name).split(":")[-1]  # gymnasium ids: drop the "package:" prefix
 
 
-def _run_from(source: str, config: dict, status: str, series: dict) -> Run:
+def _run_from(source: str, config: dict, status: str, series: dict, wall_s: float | None = None) -> Run:
     key = str((config.get("env_args") or {}).get("key") or "")
     return Run(source=source, algorithm=str(config.get("name", "?")), map=_map_of(config),
                seed=int(config.get("seed", 0)), status=status,
                t_max=int(config["t_max"]) if config.get("t_max") else None, series=series,
-               env=key.split(":")[0] if ":" in key else str(config.get("env") or "unknown"))
+               env=key.split(":")[0] if ":" in key else str(config.get("env") or "unknown"), wall_s=wall_s)
+
+
+def wall_seconds(entry: dict) -> float | None:
+    """Seconds from a Sacred run's start_time to its stop_time, or to its last heartbeat when it has none
+    (a killed run); None without a start. Times are ISO strings (run.json) or datetimes (MongoDB)."""
+    from datetime import datetime
+
+    def when(value):
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    start, end = when(entry.get("start_time")), when(entry.get("stop_time") or entry.get("heartbeat"))
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def _add_chain_wall(runs: list[Run]) -> None:
+    """Each run's wall time and segment count over the chain of runs it continues: the cost of the cell,
+    the steps a killed run made past its last checkpoint included (they were computed, then redone)."""
+    by_source = {r.source: r for r in runs}
+    own = {r.source: r.wall_s for r in runs}
+    for run in runs:
+        total, segments, link, seen = own[run.source], 1, run.continues, {run.source}
+        while link in by_source and link not in seen:
+            seen.add(link)
+            earlier = own[link]
+            total = None if total is None or earlier is None else total + earlier
+            segments += 1
+            link = by_source[link].continues
+        run.wall_s, run.segments = total, segments
 
 
 def load_file_runs(root: Path) -> list[Run]:
@@ -51,16 +83,18 @@ def load_file_runs(root: Path) -> list[Run]:
         if not config_path.is_file():
             continue
         try:
-            status = json.loads(run_json.read_text()).get("status", "?")
+            entry = json.loads(run_json.read_text())
+            status = entry.get("status", "?")
             config = json.loads(config_path.read_text())
             previous, t = _resumed_from(folder)
             series = _file_series(folder, previous, t)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"report: skipping {folder}: unreadable ({type(exc).__name__}: {exc})")
             continue
-        run = _run_from(str(folder.resolve()), config, status, series)
+        run = _run_from(str(folder.resolve()), config, status, series, wall_seconds(entry))
         run.continues = str(previous.resolve()) if previous else None
         runs.append(run)
+    _add_chain_wall(runs)
     return runs
 
 
@@ -131,10 +165,10 @@ def load_mongo_runs(url: str) -> list[Run]:
                         "or report from the file storage folders instead") from exc
     db = client[parse_uri(url).get("database") or "sacred"]
     runs = []
-    for entry in db.runs.find({}, {"config": 1, "status": 1}):
+    for entry in db.runs.find({}, {"config": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1}):
         series = {m["name"]: (m["steps"], m["values"]) for m in db.metrics.find({"run_id": entry["_id"]})}
         runs.append(_run_from(f"mongo:{entry['_id']}", _unflatten(entry.get("config", {})),
-                              entry.get("status", "?"), series))
+                              entry.get("status", "?"), series, wall_seconds(entry)))
     client.close()
     return runs
 

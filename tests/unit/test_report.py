@@ -104,6 +104,14 @@ def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
     with open(out / "report.csv", newline="") as f:
         rows = {r["algorithm"]: r for r in csv.DictReader(f)}
     assert float(rows["qmix"]["final_mean"]) == pytest.approx(0.4) and rows["r3dm"]["seeds"] == "1 2 3"
+    with open(out / "cells.csv", newline="") as f:  # one row per completed cell, its own final and wall time
+        cells = list(csv.DictReader(f))
+    assert len(cells) == 11 and {c["status"] for c in cells} == {"COMPLETED"}
+    qmix_cells = [c for c in cells if c["algorithm"] == "qmix"]
+    assert [float(c["final"]) for c in qmix_cells] == pytest.approx([0.2, 0.4, 0.6])
+    assert [float(c["auc"]) for c in qmix_cells] == pytest.approx([0.1, 0.2, 0.3])
+    assert all(0 <= float(c["wall_s"]) < 60 and c["segments"] == "1" and c["steps"] == "1000" for c in cells)
+    assert "-- 5m_vs_6m, per seed: final (wall time)" in proc.stdout and "qmix  1: 0.200 (" in proc.stdout
     assert_real_png(out / "curves_5m_vs_6m.png", min_height=200, min_width=300, min_std=0.01)
     assert_real_png(out / "curves_Foraging-8x8-3p-3f-v3.png", min_height=200, min_width=300, min_std=0.01)
     # rliable's block: every r3dm seed (final 1.0) beats every qmix seed (0.2, 0.4, 0.6)
@@ -148,6 +156,7 @@ def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
     from_mongo = report.aggregate([r for r in report.load_mongo_runs(url) if r.status == "COMPLETED"])
     from_files = report.aggregate([r for r in report.load_file_runs(tmp_path / "files") if r.status == "COMPLETED"])
     assert len(from_mongo) == 3
+    assert all(r.wall_s is not None and 0 <= r.wall_s < 60 for r in report.load_mongo_runs(url))
     for a, b in zip(from_mongo, from_files):
         assert (a.map, a.algorithm, a.seeds, a.metric) == (b.map, b.algorithm, b.seeds, b.metric)
         assert a.final == pytest.approx(b.final, nan_ok=True) and a.auc == pytest.approx(b.auc, nan_ok=True)
@@ -160,18 +169,22 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
 
     from r3dm_epymarl.experiments.report_runs import drop_continued, load_file_runs
 
-    def sacred(folder, status, steps, values, resumed=None):
+    def sacred(folder, status, steps, values, resumed=None, times=None):
         folder.mkdir(parents=True)
-        (folder / "run.json").write_text(json.dumps({"status": status}))
+        (folder / "run.json").write_text(json.dumps({"status": status, **(times or {})}))
         (folder / "config.json").write_text(json.dumps({"name": "r3dm", "seed": 1, "env_args": {"map_name": "3m"}}))
         (folder / "metrics.json").write_text(json.dumps({"test_battle_won_mean": {"steps": steps, "values": values}}))
         if resumed:
             (folder / "resumed_from.json").write_text(json.dumps(resumed))
 
     first, second, third = tmp_path / "sacred/1", tmp_path / "sacred/2", tmp_path / "sacred/3"
-    sacred(first, "RUNNING", [0, 100, 200, 300], [0.0, 0.1, 0.2, 0.3])  # killed at ~300, checkpoint at 150
-    sacred(second, "FAILED", [200, 300, 400], [0.25, 0.35, 0.45], {"run_dir": str(first), "t_env": 150})
-    sacred(third, "COMPLETED", [500, 600], [0.5, 0.6], {"run_dir": str(second), "t_env": 450})
+    # killed at ~300 (no stop_time: its last heartbeat ends it), checkpoint at 150; then 90 + 30 + 600 s
+    sacred(first, "RUNNING", [0, 100, 200, 300], [0.0, 0.1, 0.2, 0.3],
+           times={"start_time": "2026-11-29T10:00:00", "heartbeat": "2026-11-29T10:01:30.5"})
+    sacred(second, "FAILED", [200, 300, 400], [0.25, 0.35, 0.45], {"run_dir": str(first), "t_env": 150},
+           times={"start_time": "2026-11-29T11:00:00", "stop_time": "2026-11-29T11:00:30", "heartbeat": "x"})
+    sacred(third, "COMPLETED", [500, 600], [0.5, 0.6], {"run_dir": str(second), "t_env": 450},
+           times={"start_time": "2026-11-29T23:55:00", "stop_time": "2026-11-30T00:05:00"})
     broken = tmp_path / "sacred/4"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
@@ -182,6 +195,7 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
     assert list(runs) == ["COMPLETED"]  # the runs it continues are in its curve, not counted again
     stitched = ([0, 100, 200, 300, 400, 500, 600], [0.0, 0.1, 0.25, 0.35, 0.45, 0.5, 0.6])
     assert runs["COMPLETED"].series["test_battle_won_mean"] == stitched
+    assert (runs["COMPLETED"].wall_s, runs["COMPLETED"].segments) == (pytest.approx(720.5), 3)  # the whole chain
     out = capsys.readouterr().out
     assert out.count("report: skipping") == 1 and "sacred/4: unreadable" in out
     # chosen by status first: a run whose continuation was not chosen stays (e.g. a COMPLETED run whose
@@ -194,6 +208,7 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
     shutil.rmtree(tmp_path / "sacred")
     runs = drop_continued(load_file_runs(moved))
     assert [r.series["test_battle_won_mean"] for r in runs] == [stitched]
+    assert [(r.wall_s, r.segments) for r in runs] == [(pytest.approx(720.5), 3)]
     # a link to the run's own folder is ignored (no self-stitching, the run is not dropped)
     sacred(moved / "self", "COMPLETED", [0, 100], [0.0, 0.2], {"run_dir": str(moved / "self"), "t_env": 50})
     alone = [r for r in drop_continued(load_file_runs(moved)) if r.source.endswith("self")]
