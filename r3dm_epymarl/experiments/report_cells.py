@@ -57,7 +57,8 @@ def cells_block(rows: list[list]) -> str:
     """Per map, one line per algorithm: each seed's final, and its wall time and runs when resumed."""
     lines = []
     for map_name in sorted({r[0] for r in rows}):
-        lines.append(f"\n-- {map_name}, per seed: final (wall time{', runs' if any(r[9] > 1 for r in rows) else ''})")
+        resumed = any(r[9] > 1 for r in rows if r[0] == map_name)
+        lines.append(f"\n-- {map_name}, per seed: final (wall time{', runs' if resumed else ''})")
         for algorithm in sorted({r[1] for r in rows if r[0] == map_name}):
             seeds = [r for r in rows if r[0] == map_name and r[1] == algorithm]
             parts = [f"{r[2]}: {r[5]:.3f} ({duration(r[8])}{f', {r[9]} runs' if r[9] > 1 else ''})" for r in seeds]
