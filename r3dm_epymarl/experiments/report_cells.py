@@ -62,5 +62,5 @@ def cells_block(rows: list[list]) -> str:
         for algorithm in sorted({r[1] for r in rows if r[0] == map_name}):
             seeds = [r for r in rows if r[0] == map_name and r[1] == algorithm]
             parts = [f"{r[2]}: {r[5]:.3f} ({duration(r[8])}{f', {r[9]} runs' if r[9] > 1 else ''})" for r in seeds]
-            lines.append(f"{algorithm}  " + "; ".join(parts))
+            lines.append(f"  {algorithm}  " + "; ".join(parts))  # indented: not a row of the table above
     return "\n".join(lines).lstrip("\n")

@@ -111,7 +111,10 @@ def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
     assert [float(c["final"]) for c in qmix_cells] == pytest.approx([0.2, 0.4, 0.6])
     assert [float(c["auc"]) for c in qmix_cells] == pytest.approx([0.1, 0.2, 0.3])
     assert all(0 <= float(c["wall_s"]) < 60 and c["segments"] == "1" and c["steps"] == "1000" for c in cells)
-    assert "-- 5m_vs_6m, per seed: final (wall time)" in proc.stdout and "qmix  1: 0.200 (" in proc.stdout
+    assert "-- 5m_vs_6m, per seed: final (wall time)" in proc.stdout and "\n  qmix  1: 0.200 (" in proc.stdout
+    # the per-seed lines are indented: before rliable's blocks, a line starting with a name is a table row
+    tables = proc.stdout.split("== rliable:")[0]
+    assert [line.split()[:2] for line in tables.splitlines() if line.startswith("qmix ")] == [["qmix", "3"]]
     assert_real_png(out / "curves_5m_vs_6m.png", min_height=200, min_width=300, min_std=0.01)
     assert_real_png(out / "curves_Foraging-8x8-3p-3f-v3.png", min_height=200, min_width=300, min_std=0.01)
     # rliable's block: every r3dm seed (final 1.0) beats every qmix seed (0.2, 0.4, 0.6)
