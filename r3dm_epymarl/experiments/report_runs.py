@@ -51,10 +51,11 @@ def wall_seconds(entry: dict) -> float | None:
     def when(value):
         return datetime.fromisoformat(value) if isinstance(value, str) else value
 
-    start, end = when(entry.get("start_time")), when(entry.get("stop_time") or entry.get("heartbeat"))
-    if start is None or end is None:
+    try:
+        start, end = when(entry.get("start_time")), when(entry.get("stop_time") or entry.get("heartbeat"))
+        return None if start is None or end is None else max(0.0, (end - start).total_seconds())
+    except (TypeError, ValueError):  # a time in another form: the curves still count, the wall time is unknown
         return None
-    return max(0.0, (end - start).total_seconds())
 
 
 def _add_chain_wall(runs: list[Run]) -> None:

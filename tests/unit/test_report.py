@@ -212,6 +212,10 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
     runs = drop_continued(load_file_runs(moved))
     assert [r.series["test_battle_won_mean"] for r in runs] == [stitched]
     assert [(r.wall_s, r.segments) for r in runs] == [(pytest.approx(720.5), 3)]
+    from r3dm_epymarl.experiments.report_runs import wall_seconds
+
+    assert wall_seconds({"start_time": "yesterday", "stop_time": "2026-11-29T10:00:00"}) is None  # no crash
+    assert wall_seconds({"heartbeat": "2026-11-29T10:00:00"}) is None
     # a link to the run's own folder is ignored (no self-stitching, the run is not dropped)
     sacred(moved / "self", "COMPLETED", [0, 100], [0.0, 0.2], {"run_dir": str(moved / "self"), "t_env": 50})
     alone = [r for r in drop_continued(load_file_runs(moved)) if r.source.endswith("self")]
