@@ -13,54 +13,67 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from r3dm_epymarl.experiments.report_runs import Run
 
-CELLS_COLUMNS = ["map", "algorithm", "seed", "status", "metric", "final", "auc", "steps", "wall_s", "segments"]
+class Cell(NamedTuple):
+    """One row of cells.csv; the fields are its columns."""
+
+    map: str
+    algorithm: str
+    seed: int
+    status: str
+    metric: str
+    final: float
+    auc: float
+    steps: float
+    wall_s: float | None  # None (an empty cell in the CSV) where a run's times could not be read
+    segments: int
 
 
-def cell_rows(runs: list[Run], metrics: dict[str, str]) -> list[list]:
-    """Rows of cells.csv for `runs` (already chosen by status, continued runs dropped); `metrics`: the
-    map -> test metric that report.aggregate picked. Runs without that metric are left out."""
+def cell_rows(runs: list[Run], metrics: dict[str, str]) -> list[Cell]:
+    """The cells of `runs` (already chosen by status, continued runs dropped); `metrics`: the map -> test
+    metric that report.aggregate picked. Runs without that metric are left out."""
     from r3dm_epymarl.experiments.report import area_under_curve, final_value
 
-    rows = []
+    cells = []
     for run in sorted(runs, key=lambda r: (r.map, r.algorithm, r.seed)):
         metric = metrics.get(run.map)
         steps, values = run.series.get(metric, ([], [])) if metric else ([], [])
         if not steps:
             continue
-        rows.append([run.map, run.algorithm, run.seed, run.status, metric,
-                     final_value(steps, values, run.t_max), area_under_curve(steps, values), steps[-1],
-                     "" if run.wall_s is None else round(run.wall_s, 1), run.segments])
-    return rows
+        cells.append(Cell(run.map, run.algorithm, run.seed, run.status, metric, final_value(steps, values, run.t_max),
+                          area_under_curve(steps, values), steps[-1],
+                          None if run.wall_s is None else round(run.wall_s, 1), run.segments))
+    return cells
 
 
-def write_cells_csv(rows: list[list], path: Path) -> None:
+def write_cells_csv(cells: list[Cell], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(CELLS_COLUMNS)
-        writer.writerows(rows)
+        writer.writerow(Cell._fields)
+        writer.writerows(cells)  # csv writes None as an empty field
 
 
-def duration(seconds: float | str) -> str:
+def duration(seconds: float | None) -> str:
     """12 s, 14 min, 2.5 h."""
-    if seconds == "" or seconds is None or math.isnan(float(seconds)):
+    if seconds is None or math.isnan(seconds):
         return "-"
-    seconds = float(seconds)
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def cells_block(rows: list[list]) -> str:
+def cells_block(cells: list[Cell]) -> str:
     """Per map, one line per algorithm: each seed's final, and its wall time and runs when resumed."""
     lines = []
-    for map_name in sorted({r[0] for r in rows}):
-        resumed = any(r[9] > 1 for r in rows if r[0] == map_name)
+    for map_name in sorted({c.map for c in cells}):
+        on_map = [c for c in cells if c.map == map_name]
+        resumed = any(c.segments > 1 for c in on_map)
         lines.append(f"\n-- {map_name}, per seed: final (wall time{', runs' if resumed else ''})")
-        for algorithm in sorted({r[1] for r in rows if r[0] == map_name}):
-            seeds = [r for r in rows if r[0] == map_name and r[1] == algorithm]
-            parts = [f"{r[2]}: {r[5]:.3f} ({duration(r[8])}{f', {r[9]} runs' if r[9] > 1 else ''})" for r in seeds]
+        for algorithm in sorted({c.algorithm for c in on_map}):
+            parts = [f"{c.seed}: {c.final:.3f} ({duration(c.wall_s)}{f', {c.segments} runs' if c.segments > 1 else ''})"
+                     for c in on_map if c.algorithm == algorithm]
             lines.append(f"  {algorithm}  " + "; ".join(parts))  # indented: not a row of the table above
     return "\n".join(lines).lstrip("\n")

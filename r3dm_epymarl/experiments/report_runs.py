@@ -58,20 +58,12 @@ def wall_seconds(entry: dict) -> float | None:
         return None
 
 
-def _add_chain_wall(runs: list[Run]) -> None:
-    """Each run's wall time and segment count over the chain of runs it continues: the cost of the cell,
-    the steps a killed run made past its last checkpoint included (they were computed, then redone)."""
-    by_source = {r.source: r for r in runs}
-    own = {r.source: r.wall_s for r in runs}
-    for run in runs:
-        total, segments, link, seen = own[run.source], 1, run.continues, {run.source}
-        while link in by_source and link not in seen:
-            seen.add(link)
-            earlier = own[link]
-            total = None if total is None or earlier is None else total + earlier
-            segments += 1
-            link = by_source[link].continues
-        run.wall_s, run.segments = total, segments
+def _run_wall(folder: Path) -> float | None:
+    """wall_seconds of the run in `folder`, None where its run.json cannot be read."""
+    try:
+        return wall_seconds(json.loads((folder / "run.json").read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def load_file_runs(root: Path) -> list[Run]:
@@ -88,14 +80,13 @@ def load_file_runs(root: Path) -> list[Run]:
             status = entry.get("status", "?")
             config = json.loads(config_path.read_text())
             previous, t = _resumed_from(folder)
-            series = _file_series(folder, previous, t)
+            series, wall_s, segments = _file_chain(folder, previous, t, wall_seconds(entry))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"report: skipping {folder}: unreadable ({type(exc).__name__}: {exc})")
             continue
-        run = _run_from(str(folder.resolve()), config, status, series, wall_seconds(entry))
-        run.continues = str(previous.resolve()) if previous else None
+        run = _run_from(str(folder.resolve()), config, status, series, wall_s)
+        run.continues, run.segments = (str(previous.resolve()) if previous else None), segments
         runs.append(run)
-    _add_chain_wall(runs)
     return runs
 
 
@@ -137,18 +128,23 @@ def _own_series(folder: Path) -> dict:
     return {k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}
 
 
-def _file_series(folder: Path, previous: Path | None, t: float, depth: int = 0) -> dict:
-    """The run's curves; a resumed run's (`previous`: the run it continues, from step `t`) start with
-    the curves of that run up to `t`, so a killed-and-resumed run reads as one."""
+def _file_chain(folder: Path, previous: Path | None, t: float, wall_s: float | None,
+                depth: int = 0) -> tuple[dict, float | None, int]:
+    """The run's curves, wall time and segment count; `wall_s` is its own. A resumed run's (`previous`:
+    the run it continues, from step `t`) curves start with that run's up to `t`, so a killed-and-resumed
+    run reads as one, and its wall time adds that run's (the steps a killed run made past its last
+    checkpoint were computed, then redone: the sum is what the cell cost)."""
     series = _own_series(folder)
     if previous is None or depth > 100:
-        return series
-    earlier = _file_series(previous, *_resumed_from(previous, quiet=True), depth + 1)
+        return series, wall_s, 1
+    earlier, earlier_wall, segments = _file_chain(previous, *_resumed_from(previous, quiet=True),
+                                                  _run_wall(previous), depth + 1)
     for name, (steps, values) in earlier.items():
         keep = [(s, v) for s, v in zip(steps, values) if s <= t]
         own_steps, own_values = series.get(name, ([], []))
         series[name] = ([s for s, _ in keep] + list(own_steps), [v for _, v in keep] + list(own_values))
-    return series
+    total = None if wall_s is None or earlier_wall is None else wall_s + earlier_wall
+    return series, total, segments + 1
 
 
 def load_mongo_runs(url: str) -> list[Run]:
