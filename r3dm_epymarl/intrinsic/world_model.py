@@ -25,9 +25,13 @@ from torch.nn import functional as F
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
 from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.modules.sync import host_read
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.world_model.distributions import one_hot_log_prob, symlog
-from r3dm_epymarl.world_model.fused import imagine_many, loss_many, observe_many
+from r3dm_epymarl.world_model.fused import loss_many, observe_many
+from r3dm_epymarl.world_model.imagine import imagine_many
+from r3dm_epymarl.world_model.packing import Packing
+from r3dm_epymarl.world_model.padding_free import predict_packed
 from r3dm_epymarl.world_model.rssm import RSSM
 
 LOSS_NAMES = ("recon", "dyn", "rep")
@@ -71,6 +75,8 @@ class WorldModelReward(IntrinsicTerm):
         self.grad_clip = float(cfg("wm_grad_clip", 1000.0))
         self.tau = float(cfg("wm_target_tau", 0.005))
         self.reward_sample = bool(cfg("wm_reward_sample", True))
+        self.skip_padding = bool(cfg("wm_skip_padding", True))
+        self._packed_for = None  # (ctx, Packing): one per update, shared by training and the reward
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"config key 'wm_target_tau' is {self.tau}; it must be in (0, 1]")
         kwargs = dict(
@@ -110,11 +116,31 @@ class WorldModelReward(IntrinsicTerm):
         valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
         return self.model.loss(obs, actions, None, valid), self.role_model.loss(obs, actions, z, valid)
 
+    def _packing(self, ctx: UpdateContext) -> Packing | None:
+        """The valid rows of this update's agent streams (wm_skip_padding), or None (every padded slot).
+
+        In a host batch each episode's observed steps are a prefix (`filled` is one, and `observed` cuts
+        at the first terminal), so one length per episode describes them; reading the B lengths is this
+        term's one device sync per update (the loops over steps need them on the host)."""
+        if not self.skip_padding:
+            return None
+        if self._packed_for is not None and self._packed_for[0] is ctx:
+            return self._packed_for[1]
+        valid = observed(ctx.batch)  # [B, T]
+        B, T = valid.shape
+        N = ctx.batch["obs"].shape[2]
+        lengths = host_read(valid.cumprod(1).sum(1).long(), "episode lengths bound the padding-free world-model loops")
+        packing = Packing.from_lengths([n for n in lengths for _ in range(N)], T, valid.device)  # stream b * N + i
+        self._packed_for = (ctx, packing)
+        return packing
+
     def _fused_losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
-        """The same values as `losses` (and the same sampling draws), with one fused graph for both."""
+        """The same values as `losses` (and the same sampling draws), with one fused graph for both;
+        with wm_skip_padding on the valid steps only (the same values to float rounding)."""
         obs, actions, z, (B, T, N) = self._streams(ctx)
-        valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
-        agnostic, role = loss_many([self.model, self.role_model], obs, actions, [None, z], valid)
+        packing = self._packing(ctx)
+        valid = None if packing is not None else observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)
+        agnostic, role = loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing)
         return agnostic, role
 
     def update(self, ctx: UpdateContext) -> dict[str, float]:
@@ -225,8 +251,14 @@ class WorldModelReward(IntrinsicTerm):
         with th.no_grad():
             obs, actions, z, (B, T, N) = self._streams(ctx)
             steps, K = imagination_steps(observed(ctx.batch), ctx.mask[..., 0].float(), self.horizon)
-            (err, logp), (err_role, logp_role) = self._predict_many(
-                [self.target_model, self.target_role_model], obs, actions, [None, z], self.reward_sample)
+            models, packing = [self.target_model, self.target_role_model], self._packing(ctx)
+            self._packed_for = None  # the update's last use
+            if packing is None:
+                (err, logp), (err_role, logp_role) = self._predict_many(models, obs, actions, [None, z],
+                                                                        self.reward_sample)
+            else:
+                (err, logp), (err_role, logp_role) = predict_packed(models, obs, actions, [None, z], self.horizon,
+                                                                    packing, self.reward_sample)
             k = self.horizon
             per_step = lambda x: x.reshape(k, T - 1, B, N).permute(0, 2, 1, 3)  # [k, B, T-1, N]  # noqa: E731
             obs_term = per_step(err - self.beta1 * err_role)

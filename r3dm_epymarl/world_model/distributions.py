@@ -51,13 +51,13 @@ def straight_through(probs: th.Tensor, onehot: th.Tensor) -> th.Tensor:
     return onehot
 
 
-def straight_through_sample(probs: th.Tensor) -> th.Tensor:
+def straight_through_sample(probs: th.Tensor, noise: th.Tensor | None = None) -> th.Tensor:
     """probs [..., C] -> one-hot sample [..., C] whose gradient is that of `probs`.
 
     Draws with torch's global RNG (inverse CDF on one uniform per categorical), so results are
-    reproducible under torch.manual_seed on the probs' device.
+    reproducible under torch.manual_seed on the probs' device; or takes the uniforms noise [..., 1].
     """
-    u = th.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype)
+    u = th.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype) if noise is None else noise
     index = (probs.detach().cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)  # [...]
     return straight_through(probs, th.nn.functional.one_hot(index, probs.shape[-1]).to(probs.dtype))
 

@@ -1,5 +1,6 @@
-"""Several RSSMs of the same sizes (R3DM's role-agnostic and role-conditioned models) filtering and
-imagining the same sequence in one loop, with matmuls batched over a leading model dimension G.
+"""Several RSSMs of the same sizes (R3DM's role-agnostic and role-conditioned models) filtering the
+same sequence in one loop, with matmuls batched over a leading model dimension G (imagination:
+world_model/imagine.py).
 
 `observe_many`, `loss_many` and `imagine_many` give what each model's `RSSM.observe` / `loss` /
 `imagine` (world_model/rssm.py, step by step with autograd) gives, in one loop instead of one per
@@ -7,7 +8,8 @@ model. Training backpropagates through the filtering loop with a hand-written ba
 (`_ObserveScan`): 1.18-1.32x faster than autograd through the steps (benchmarks/rssm_scan.py), kept
 because tests/unit/test_world_model.py fails on any mismatch with autograd (fp64), and
 tests/unit/test_precision.py checks its bf16 form. Shapes are time-major as in rssm.py; G models,
-M streams, D deterministic units, S categoricals of C classes, H hidden.
+M streams, D deterministic units, S categoricals of C classes, H hidden. Inside, the scan runs on
+packed rows (world_model/packing.py): all [T, M] slots, or only the valid ones (`wm_skip_padding`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from torch.nn import functional as F
 
 from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.world_model.distributions import kl_losses, symlog
+from r3dm_epymarl.world_model.packing import Packing
 
 
 def previous(x: th.Tensor) -> th.Tensor:
@@ -137,53 +140,74 @@ def _draw(soft: th.Tensor, unimix: float, noise: th.Tensor) -> th.Tensor:
     return (probs[..., :C - 1].cumsum(-1) < noise).sum(-1, keepdim=True)
 
 
-def _scan_forward(h, s, other, pe, weights, noise, cfg, save: bool):
-    """The recurrence. h [G, M, D], s [G, M, SC] (h_{-1}, s_{-1}); other, pe [G, T, M, H];
-    noise [G, T, M, S, 1] uniforms (sample) or None (mode). Returns (deter, stoch, post) [G, T, M, .] and,
-    if save, what the backward needs (per-step lists)."""
+def _steps(widths):
+    """(t, rows of step t as a slice of the packed rows, its width, the next step's width or 0)."""
+    start = 0
+    for t, w in enumerate(widths):
+        yield t, slice(start, start + w), w, (widths[t + 1] if t + 1 < len(widths) else 0)
+        start += w
+
+
+def _scan_forward(h, s, other, pe, weights, noise, cfg, widths, save: bool):
+    """The recurrence over packed rows (world_model/packing.py): step t runs the first widths[t]
+    streams (the ones still running; a prefix of the previous step's).
+
+    h [G, w_0, D], s [G, w_0, SC] (h_{-1}, s_{-1}); other, pe [G, P, H] (P = sum(widths) rows, time-major);
+    noise [G, P, S, 1] uniforms (sample) or None (mode). Returns (deter, stoch, post) [G, P, .] and, if
+    save, what the backward needs (per-step lists). With every width M this is the padded [T, M] scan."""
     W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
     S, C, unimix, (eps_in, eps_c, eps_p) = cfg
-    G, T, M, H = other.shape
+    G, P, H = other.shape
     D = h.shape[-1]
     D2 = 2 * D
     new = other.new_empty
-    deter, stoch, post = new((G, T, M, D)), new((G, T, M, S * C)), new((G, T, M, S * C))
+    deter, stoch, post = new((G, P, D)), new((G, P, S * C)), new((G, P, S * C))
     saved = None
     if save:
         saved = {k: [] for k in ("in", "cell", "post", "ln_in", "lp", "ru", "cand", "n", "soft", "x", "y")}
     p = th.bmm(h, W_h)  # the h_{-1} part of step 0's GRU Linear
     index = None
-    for t in range(T):
+    for t, rows, w, w_next in _steps(widths):
         # s_{t-1} @ W_s: a dense product for s_{-1}, a sum of rows of W_s for the sampled one-hots.
-        a = th.baddbmm(other[:, t], s, W_s) if index is None else _one_hot_matmul(index, W_s, other[:, t])
+        a = th.baddbmm(other[:, rows], s, W_s) if index is None else _one_hot_matmul(index[:, :w], W_s,
+                                                                                     other[:, rows])
         ln_in, *stats_in = _norm_affine(a, g_in, b_in, eps_in)
         x = F.silu(ln_in)
         p = p.baddbmm_(x, W_x)
         n, *stats_c = _norm_affine(p, g_c, b_c, eps_c)  # [reset | update | candidate]
         ru = th.sigmoid(n[..., :D2])
         cand = th.tanh(ru[..., :D] * n[..., D2:])
-        h = th.lerp(h, cand, ru[..., D:], out=deter[:, t])
-        q = th.baddbmm(pe[:, t], h, W_pd)
-        if t + 1 < T:
-            p_next = th.bmm(h, W_h)
+        h = th.lerp(h[:, :w], cand, ru[..., D:], out=deter[:, rows])
+        q = th.baddbmm(pe[:, rows], h, W_pd)
+        if w_next:
+            p_next = th.bmm(h[:, :w_next], W_h)
         lp, *stats_p = _norm_affine(q, g_p, b_p, eps_p)
         y = F.silu(lp)
-        logits = th.baddbmm(b_po, y, W_po, out=post[:, t]).view(G, M, S, C)
+        logits = th.baddbmm(b_po, y, W_po, out=post[:, rows]).view(G, w, S, C)
         if noise is not None or save:
             soft = th.softmax(logits, -1)
         if noise is not None:  # inverse-CDF sample of the unimix probabilities
-            index = _draw(soft, unimix, noise[:, t])
+            index = _draw(soft, unimix, noise[:, rows])
         else:
             index = logits.max(-1, keepdim=True).indices  # the first maximum, as argmax
-        s = _one_hot_into(index, stoch[:, t].view(G, M, S, C)).view(G, M, S * C)
+        _one_hot_into(index, stoch[:, rows].view(G, w, S, C))
         if saved is not None:
             for key, value in (("in", (a, *stats_in)), ("cell", (p, *stats_c)), ("post", (q, *stats_p)),
                                ("ln_in", ln_in), ("lp", lp), ("ru", ru), ("cand", cand), ("n", n), ("soft", soft),
                                ("x", x), ("y", y)):
                 saved[key].append(value)
-        if t + 1 < T:
+        if w_next:
             p = p_next
     return deter, stoch, post, saved
+
+
+def _plus_on_prefix(base: th.Tensor, add: th.Tensor) -> th.Tensor:
+    """base [G, w, n] + add [G, w', n] on the first w' <= w rows (a new tensor)."""
+    if add.shape[1] == base.shape[1]:
+        return base + add
+    out = base.clone()
+    out[:, :add.shape[1]] += add
+    return out
 
 
 class _ObserveScan(th.autograd.Function):
@@ -193,13 +217,15 @@ class _ObserveScan(th.autograd.Function):
     pre-activations (through the straight-through sample, softmax, LayerNorms, SiLUs and the GRU
     gates), with the weight gradients accumulated step by step or, for W_s and W_pd, in one matmul
     over all steps. Its values equal autograd through the step-by-step recurrence (a test checks this).
+    A stream that has ended takes no more steps: step t's gradients cover its widths[t] rows, and the
+    gradients a step passes back reach the first widths[t+1] rows of the step before.
     """
 
     @staticmethod
     def forward(ctx, h0, s0, other, pe, *args):
-        weights, noise, cfg = args[:12], args[12], args[13]
-        deter, stoch, post, saved = _scan_forward(h0, s0, other, pe, weights, noise, cfg, save=True)
-        ctx.cfg, ctx.saved = cfg, saved
+        weights, noise, cfg, packing = args[:12], args[12], args[13], args[14]
+        deter, stoch, post, saved = _scan_forward(h0, s0, other, pe, weights, noise, cfg, packing.widths, save=True)
+        ctx.cfg, ctx.saved, ctx.packing = cfg, saved, packing
         ctx.save_for_backward(h0, s0, deter, stoch, *weights)
         return deter, stoch, post
 
@@ -209,7 +235,12 @@ class _ObserveScan(th.autograd.Function):
         W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
         S, C, unimix, _ = ctx.cfg
         saved, ctx.saved = ctx.saved, None
-        G, T, M, D = deter.shape
+        packing = ctx.packing
+        widths = packing.widths
+        steps = list(_steps(widths))
+        T = len(widths)
+        G, P, D = deter.shape
+        M = widths[0]  # the widest step
         H, SC = W_s.shape[-1], S * C
         D2, D3 = 2 * D, 3 * D
         tr = lambda v: v.transpose(-2, -1)  # noqa: E731
@@ -226,26 +257,35 @@ class _ObserveScan(th.autograd.Function):
         acc = [deter.new_zeros((G, M, n), dtype=acc_dtype) for n in (H, H, D3, D3, H, H)]
         gW_x, gW_h, gW_po = (th.zeros_like(w, dtype=acc_dtype) for w in (W_x, W_h, W_po))
         gb_po = deter.new_zeros((G, M, SC), dtype=acc_dtype)  # summed over rows at the end
-        gates = new((G, M, D2))  # gradients of the reset / update gates (after the sigmoid)
-        gn = new((G, M, D3))  # gradient of the cell's LayerNorm output
+        gates_all = new((G, M, D2))  # gradients of the reset / update gates (after the sigmoid)
+        gn_all = new((G, M, D3))  # gradient of the cell's LayerNorm output
         carry = None  # gradient reaching h_t directly through step t + 1's interpolation
-        for t in range(T - 1, -1, -1):
+        for t, rows, w, w_next in reversed(steps):
             # Step t's saved values, released as they are used (the memory is reused for the next steps).
             soft, lp, post_norm, ru, cand, n, cell_norm, ln_in, in_norm, x, y = (
                 saved[k].pop() for k in ("soft", "lp", "post", "ru", "cand", "n", "cell", "ln_in", "in", "x", "y"))
+            acc_w = [a[:, :w] for a in acc]
+            gates, gn = gates_all[:, :w], gn_all[:, :w]
             # Posterior of step t: straight-through sample -> unimix -> softmax -> logits.
-            g_s = g_stoch[:, t] if t == T - 1 else th.baddbmm(g_stoch[:, t], d_a[t + 1], W_sT)
-            g_soft = th._softmax_backward_data(g_s.view(G, M, S, C), soft, -1, soft.dtype).view(G, M, SC)
-            gl = th.add(g_post[:, t], g_soft, alpha=1.0 - unimix)
+            g_s = g_stoch[:, rows]
+            if w_next:
+                g_s = (th.baddbmm(g_s, d_a[t + 1], W_sT) if w_next == w
+                       else _plus_on_prefix(g_s, th.bmm(d_a[t + 1], W_sT)))
+            g_soft = th._softmax_backward_data(g_s.view(G, w, S, C), soft, -1, soft.dtype).view(G, w, SC)
+            gl = th.add(g_post[:, rows], g_soft, alpha=1.0 - unimix)
             _accumulate_bmm(gW_po, tr(y), gl)
-            gb_po.add_(gl)
+            gb_po[:, :w].add_(gl)
             glp = th.ops.aten.silu_backward(th.bmm(gl, W_poT), lp)
-            d_q[t] = _norm_backward(glp, g_p, *post_norm, acc[4], acc[5])
+            d_q[t] = _norm_backward(glp, g_p, *post_norm, acc_w[4], acc_w[5])
             # h_t: its output, the posterior, the next step's GRU Linear and its interpolation.
-            g_h = th.baddbmm(g_deter[:, t] if carry is None else g_deter[:, t] + carry, d_q[t], W_pdT)
+            g_h = th.baddbmm(g_deter[:, rows] if carry is None else _plus_on_prefix(g_deter[:, rows], carry),
+                             d_q[t], W_pdT)
             if d_p_next is not None:
-                g_h.baddbmm_(d_p_next, W_hT)
-            h_prev = h0 if t == 0 else deter[:, t - 1]
+                if w_next == w:
+                    g_h.baddbmm_(d_p_next, W_hT)
+                else:
+                    g_h[:, :w_next] += th.bmm(d_p_next, W_hT)
+            h_prev = h0 if t == 0 else deter[:, steps[t - 1][1]][:, :w]
             th.mul(g_h, cand - h_prev, out=gates[..., D:])  # d update
             g_cand = g_h * ru[..., D:]
             carry = g_h - g_cand  # (1 - update) * g_h
@@ -253,41 +293,50 @@ class _ObserveScan(th.autograd.Function):
             th.mul(g_arg, n[..., D2:], out=gates[..., :D])  # d reset
             th.mul(g_arg, ru[..., :D], out=gn[..., D2:])
             th.ops.aten.sigmoid_backward.grad_input(gates, ru, grad_input=gn[..., :D2])
-            d_p = _norm_backward(gn, g_c, *cell_norm, acc[2], acc[3])
+            d_p = _norm_backward(gn, g_c, *cell_norm, acc_w[2], acc_w[3])
             _accumulate_bmm(gW_x, tr(x), d_p)
             _accumulate_bmm(gW_h, tr(h_prev), d_p)
             gln = th.ops.aten.silu_backward(th.bmm(d_p, W_xT), ln_in)
-            d_a[t] = _norm_backward(gln, g_in, *in_norm, acc[0], acc[1])
+            d_a[t] = _norm_backward(gln, g_in, *in_norm, acc_w[0], acc_w[1])
             d_p_next = d_p
         g_s0 = th.bmm(d_a[0], W_sT)
         g_h0 = th.baddbmm(carry, d_p_next, W_hT)
-        d_a, d_q = th.stack(d_a, 1), th.stack(d_q, 1)  # [G, T, M, H]
+        d_a, d_q = th.cat(d_a, 1), th.cat(d_q, 1)  # [G, P, H]
 
-        # The weight gradients of W_s and W_pd over all steps at once (a matmul accumulates in fp32).
-        rows = lambda v: v.reshape(G, v.shape[1] * M, v.shape[-1])  # [G, T', M, n] -> [G, T' * M, n]  # noqa: E731
-        gW_s = th.baddbmm(th.bmm(tr(s0), d_a[:, 0]), tr(rows(stoch[:, :T - 1])), rows(d_a[:, 1:]))
-        gW_pd = th.bmm(tr(rows(deter)), rows(d_q))
+        # The weight gradients of W_s and W_pd over all steps at once (a matmul accumulates in fp32):
+        # step t's rows read s_{t-1} of the same stream (s_{-1} = s0 for step 0).
+        previous_rows = packing.previous_rows()
+        s_prev = stoch[:, previous_rows] if isinstance(previous_rows, slice) else stoch.index_select(1, previous_rows)
+        gW_s = th.baddbmm(th.bmm(tr(s0), d_a[:, :M]), tr(s_prev), d_a[:, M:])
+        gW_pd = th.bmm(tr(deter), d_q)
         sums = [a.sum(1, keepdim=True).to(w.dtype) for a, w in zip(acc, (g_in, b_in, g_c, b_c, g_p, b_p))]
         return (g_h0, g_s0, d_a, d_q, gW_s, gW_x.to(W_x.dtype), gW_h.to(W_h.dtype), gW_pd, gW_po.to(W_po.dtype),
-                gb_po.sum(1, keepdim=True).to(b_po.dtype), *sums, None, None)
+                gb_po.sum(1, keepdim=True).to(b_po.dtype), *sums, None, None, None)
 
 
-def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sample: bool):
-    """observe_many on symlog(obs); returns the per-model output dicts."""
+def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sample: bool,
+                  packing: Packing | None = None):
+    """observe_many on symlog(obs), on the packed rows of `packing` (None: every [T, M] slot).
+
+    Returns per-model dicts of packed rows: deter [P, D], stoch [P, SC], post / prior [P, S, C]."""
     _check_compatible(models)
     first = models[0]
     T, M, _ = obs_sl.shape
-    prev_actions = previous(actions)  # a_{t-1} [T, M, A]
+    packing = Packing.dense(T, M) if packing is None else packing
+    pack = packing.pack
+    prev_actions = pack(previous(actions))  # a_{t-1} [P, A]
+    obs_rows = pack(obs_sl)
     others, embeds, h0s, s0s = [], [], [], []
     for model, roles in zip(models, roles_list):
-        embeds.append(model.post_embed(model.encoder(obs_sl)))  # [T, M, H]
-        prev_roles = None if model.role_dim == 0 else previous(roles)  # z_{t-1} [T, M, R]
-        others.append(model._other_inputs(prev_actions, prev_roles))  # [T, M, H]
-        h, s = model.initial(M)
+        embeds.append(model.post_embed(model.encoder(obs_rows)))  # [P, H]
+        prev_roles = None if model.role_dim == 0 else pack(previous(roles))  # z_{t-1} [P, R]
+        others.append(model._other_inputs(prev_actions, prev_roles))  # [P, H]
+        h, s = model.initial(packing.widths[0])
         h0s.append(h)
         s0s.append(s)
-    # Uniforms for the samples, model by model in time order (the same draws as sampling step by step).
-    noise = th.stack([th.rand((T, M, first.stoch, 1), device=obs_sl.device, dtype=obs_sl.dtype)
+    # Uniforms for the samples, model by model in time order (the same draws as sampling step by step,
+    # drawn for every padded slot so that skipping the padding draws the same numbers).
+    noise = th.stack([pack(th.rand((T, M, first.stoch, 1), device=obs_sl.device, dtype=obs_sl.dtype))
                       for _ in models], 0) if sample else None
     stack = lambda xs: th.stack(xs, 0)  # noqa: E731
     weights = _scan_weights(models)
@@ -299,9 +348,9 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     inputs, weights = cast[:len(inputs)], cast[len(inputs):]
     with th.autocast(device_type, enabled=False):
         if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
-            deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg)
+            deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg, packing)
         else:
-            deter, stoch, post, _ = _scan_forward(*inputs, weights, noise, cfg, save=False)
+            deter, stoch, post, _ = _scan_forward(*inputs, weights, noise, cfg, packing.widths, save=False)
     outs = []
     for model, d, s, p in zip(models, deter.unbind(0), stoch.unbind(0), post.unbind(0)):
         outs.append({"deter": d, "stoch": s, "post": p.unflatten(-1, (model.stoch, model.classes)),
@@ -310,90 +359,48 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
 
 
 def observe_many(models, obs: th.Tensor, actions: th.Tensor, roles_list, sample: bool = True,
-                 obs_symlog: th.Tensor | None = None):
+                 obs_symlog: th.Tensor | None = None, packing: Packing | None = None):
     """RSSM.observe for several models of the same sizes on the same obs / actions, in one fused loop.
 
     roles_list: one roles tensor [T, M, R] (or None) per model. Returns one output dict per model,
-    the same as each model's observe (sampling draws model by model, as calling them in turn would).
+    the same as each model's observe (sampling draws model by model, as calling them in turn would):
+    [T, M, ..] tensors, or with `packing` its packed rows [P, ..] (the padding skipped).
     obs_symlog: symlog(obs), if the caller has it already.
     """
-    return _observe_many(models, symlog(obs) if obs_symlog is None else obs_symlog, actions, roles_list, sample)
+    obs_sl = symlog(obs) if obs_symlog is None else obs_symlog
+    outs = _observe_many(models, obs_sl, actions, roles_list, sample, packing)
+    if packing is None:
+        T, M = obs.shape[:2]
+        outs = [{k: v.reshape((T, M) + v.shape[1:]) for k, v in out.items()} for out in outs]
+    return outs
 
 
-def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list,
-              valid: th.Tensor | None = None) -> list[dict[str, th.Tensor]]:
-    """RSSM.loss for several models of the same sizes (one fused filtering loop); one dict per model."""
+def loss_many(models, obs: th.Tensor, actions: th.Tensor, roles_list, valid: th.Tensor | None = None,
+              packing: Packing | None = None) -> list[dict[str, th.Tensor]]:
+    """RSSM.loss for several models of the same sizes (one fused filtering loop); one dict per model.
+
+    With `packing` (whose rows are exactly the valid steps) the padding is skipped: the scan, the
+    encoder, the heads, the decoder and the KL run on the valid rows only, and `valid` is not read."""
     target = symlog(obs)
-    outs = _observe_many(models, target, actions, roles_list, sample=True)
-    if valid is None:
-        valid = th.ones(obs.shape[:-1], device=obs.device, dtype=obs.dtype)
-    denom = valid.sum().clamp(min=1.0)
-    mean = lambda x: (x * valid).sum() / denom  # noqa: E731
+    T, M = obs.shape[:2]
+    outs = _observe_many(models, target, actions, roles_list, sample=True, packing=packing)
+    if packing is not None:
+        denom, weight = packing.size, None
+    else:
+        weight = th.ones((T * M,), device=obs.device, dtype=obs.dtype) if valid is None else valid.reshape(T * M)
+        denom = weight.sum().clamp(min=1.0)
+    packing = Packing.dense(T, M) if packing is None else packing
+    target = packing.pack(target)  # [P, O]
+    mean = lambda x: (x.sum() if weight is None else (x * weight).sum()) / denom  # noqa: E731
     results = []
     for model, out, roles in zip(models, outs, roles_list):
         # o_t is decoded with z_{t-1}, never with z_t (computed from o_t: the decoder would read its target).
-        pred = model.decode(out["deter"], out["stoch"], None if roles is None else previous(roles))  # [T, M, O]
-        recon = F.mse_loss(at_least_fp32(pred), target, reduction="none").sum(-1)  # sum_O (pred - target)^2 [T, M]
+        prev_roles = None if roles is None else packing.pack(previous(roles))
+        pred = model.decode(out["deter"], out["stoch"], prev_roles)  # [P, O]
+        recon = F.mse_loss(at_least_fp32(pred), target, reduction="none").sum(-1)  # sum_O (pred - target)^2 [P]
         # fp32 for the reductions whatever the precision of the networks (post / prior may be bf16)
         dyn, rep = kl_losses(at_least_fp32(out["post"]), at_least_fp32(out["prior"]), model.free_bits,
-                             model.unimix)  # [T, M] each
+                             model.unimix)  # [P] each
         total = recon + model.dyn_scale * dyn + model.rep_scale * rep
         results.append({"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)})
     return results
-
-
-def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions: th.Tensor, roles_list,
-                 sample: bool = False):
-    """RSSM.imagine for several models of the same sizes in one fused loop, without gradient.
-
-    deter / stoch: one [M, D] / [M, SC] start state per model; actions [K, M, A] (shared);
-    roles_list: one [K, M, R] (or None) per model. sample: draw each latent from the prior (with
-    unimix, inverse-CDF on uniforms drawn model by model, step by step) instead of its mode.
-    Returns one dict per model (deter, stoch, prior).
-    With gradients being recorded this falls back to each model's step-by-step imagine.
-    """
-    _check_compatible(models)
-    params = [p for m in models for p in m.parameters()]
-    if th.is_grad_enabled() and (any(p.requires_grad for p in params)
-                                 or any(x.requires_grad for x in (*deter, *stoch))):
-        return [m.imagine(d, s, actions, r, sample=sample) for m, d, s, r in zip(models, deter, stoch, roles_list)]
-    with th.no_grad():
-        first = models[0]
-        K, M, _ = actions.shape
-        S, C, D = first.stoch, first.classes, first.deter
-        G = len(models)
-        W_s, W_x, W_h, _, _, _, g_in, b_in, g_c, b_c, _, _ = _scan_weights(models)
-        lin1 = [m.prior_head[0] for m in models]
-        norm1 = [m.prior_head[1] for m in models]
-        lin2 = [m.prior_head[3] for m in models]
-        stack = lambda xs: th.stack(xs, 0)  # noqa: E731
-        W1, b1 = stack([m.weight.t() for m in lin1]), stack([m.bias for m in lin1]).unsqueeze(1)
-        g1, be1 = stack([m.weight for m in norm1]).unsqueeze(1), stack([m.bias for m in norm1]).unsqueeze(1)
-        W2, b2 = stack([m.weight.t() for m in lin2]), stack([m.bias for m in lin2]).unsqueeze(1)
-        other = stack([m._other_inputs(actions, r) for m, r in zip(models, roles_list)])  # [G, K, M, H]
-        deters = actions.new_empty((G, K, M, D))
-        stochs = actions.new_empty((G, K, M, S * C))
-        priors = actions.new_empty((G, K, M, S * C))
-        eps_in, eps_c, eps_1 = first.in_norm.eps, first.cell.norm.eps, norm1[0].eps
-        h, s = stack(list(deter)), stack(list(stoch))
-        W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, b1, g1, be1, W2, b2, other, h, s, deters, stochs, priors = (
-            _in_autocast_dtype(actions.device.type, W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, b1, g1, be1, W2, b2,
-                               other, h, s, deters, stochs, priors))
-        index = None
-        for j in range(K):
-            a = th.baddbmm(other[:, j], s, W_s) if index is None else _one_hot_matmul(index, W_s, other[:, j])
-            x = F.silu(_norm_affine(a, g_in, b_in, eps_in)[0])
-            n = _norm_affine(th.baddbmm(th.bmm(h, W_h), x, W_x), g_c, b_c, eps_c)[0]
-            ru = th.sigmoid(n[..., :2 * D])
-            cand = th.tanh(ru[..., :D] * n[..., 2 * D:])
-            h = th.lerp(h, cand, ru[..., D:], out=deters[:, j])
-            hidden = F.silu(_norm_affine(th.baddbmm(b1, h, W1), g1, be1, eps_1)[0])
-            logits = th.baddbmm(b2, hidden, W2, out=priors[:, j]).view(G, M, S, C)
-            if sample:  # inverse-CDF sample of the unimix prior
-                noise = th.rand((G, M, S, 1), device=logits.device, dtype=logits.dtype)
-                index = _draw(th.softmax(logits, -1), first.unimix, noise)
-            else:
-                index = logits.max(-1, keepdim=True).indices
-            _one_hot_into(index, stochs[:, j].view(G, M, S, C))
-        return [{"deter": d, "stoch": st, "prior": p.unflatten(-1, (S, C))}
-                for d, st, p in zip(deters.unbind(0), stochs.unbind(0), priors.unbind(0))]

@@ -1,0 +1,104 @@
+"""R3DM's k-step world-model prediction on the valid rows only (`wm_skip_padding`).
+
+`predict_packed` gives what `WorldModelReward._predict_many` gives, where the reward reads it (the
+imagined steps that stay inside their episode), to float rounding and with the same sampled latents:
+filtering runs on the packed rows of each stream (world_model/packing.py); imagination starts only
+where at least two steps remain, ordered by how many remain, so each imagined step runs on a prefix
+of them. Every random draw is made at the padded size and then indexed, so both paths draw the same.
+"""
+from __future__ import annotations
+
+import torch as th
+from torch.nn import functional as F
+
+from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.world_model.distributions import (
+    one_hot_log_prob, straight_through_sample, symlog, unimix_probs,
+)
+from r3dm_epymarl.world_model.fused import observe_many
+from r3dm_epymarl.world_model.imagine import imagine_many
+from r3dm_epymarl.world_model.packing import Packing
+
+
+def _latent(model, logits: th.Tensor, sample: bool, noise: th.Tensor | None) -> th.Tensor:
+    """RSSM._latent without gradient, with the uniforms given: logits [P, S, C] -> one-hot [P, SC]."""
+    if sample:
+        return straight_through_sample(unimix_probs(logits, model.unimix), noise).flatten(-2)
+    return th.zeros_like(logits).scatter_(-1, logits.max(-1, keepdim=True).indices, 1.0).flatten(-2)
+
+
+def _starts(packing: Packing, k: int):
+    """The imagination starts that take at least two steps, longest first.
+
+    Returns (flat start indices t * M + s in the [T-1, M] grid, on the host, sorted by steps left
+    (descending, stable), widths: starts still imagining at steps j = 2..k)."""
+    T, M = packing.T, packing.M
+    t = th.arange(T - 1).unsqueeze(1)  # [T-1, 1]
+    left = (packing.lengths_host.unsqueeze(0) - 1 - t).clamp(max=k)  # [T-1, M]: steps t+1.. that exist
+    flat = th.nonzero(left.reshape(-1) >= 2).squeeze(1)  # CPU tensors: no device sync
+    steps_left, order = left.reshape(-1)[flat].sort(descending=True, stable=True)
+    widths = tuple(int((steps_left >= j).sum()) for j in range(2, k + 1))
+    return flat[order], widths
+
+
+def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: int, packing: Packing,
+                   sample: bool):
+    """obs [T, M, O], actions [T, M, A], roles [T, M, R] or None per model ->
+    per model (err [k, T-1, M], logp [k, T-1, M]) as `_predict_many`, zero where a step leaves its episode."""
+    T, M, _ = obs.shape
+    device = obs.device
+    obs_sl = symlog(obs)
+    outs = observe_many(models, obs, actions, roles_list, sample=sample, obs_symlog=obs_sl, packing=packing)
+    w0 = packing.widths[0]
+    # j = 1: the filtered h_{t+1} and prior_{t+1} of the rows of steps >= 1; start t = step - 1.
+    flat1 = packing.rows[w0:]  # flat padded index (t + 1) * M + s
+    start1 = flat1 - M  # flat start index t * M + s
+    S = models[0].stoch
+    flat_obs = obs_sl.reshape(T * M, -1)
+    flat_roles = [None if r is None else r.reshape(T * M, -1) for r in roles_list]
+    firsts = []
+    for model, out in zip(models, outs):
+        prior = out["prior"][w0:]  # [P1, S, C]
+        noise = None
+        if sample:  # the padded path's draw: one uniform per latent of every [T-1, M] slot
+            noise = th.rand((T - 1, M, S, 1), device=device, dtype=prior.dtype).reshape(-1, S, 1)[start1]
+        firsts.append((out["deter"][w0:], _latent(model, prior, sample, noise), prior))
+    ims = [None] * len(models)
+    if k > 1:
+        starts_host, widths = _starts(packing, k)
+        if widths and widths[0] > 0:
+            starts = starts_host.to(device)
+            # the row of each start among the j = 1 rows
+            row_of = th.full((T * M,), -1, dtype=th.long)
+            row_of[packing.rows_host[w0:]] = th.arange(len(packing.rows_host) - w0)
+            first_rows = row_of[starts_host + M].to(device)
+            pad = lambda x: th.cat([x, x.new_zeros((k * M,) + x.shape[1:])], 0)  # [(T + k) * M, ..]  # noqa: E731
+            flat_act = pad(actions.reshape(T * M, -1))
+            roles_p = [None if r is None else pad(r) for r in flat_roles]
+            at = lambda x, j: x[starts + j * M]  # x at step t + j of each start  # noqa: E731
+            acts = th.stack([at(flat_act, j - 1) for j in range(2, k + 1)], 0)  # [k-1, Ms, A]
+            zs = [None if r is None else th.stack([at(r, j - 1) for j in range(2, k + 1)], 0) for r in roles_p]
+            ims = imagine_many(models, [d[first_rows] for d, _, _ in firsts], [s[first_rows] for _, s, _ in firsts],
+                               acts, zs, sample=sample, widths=widths, drawn=(T - 1) * M, draw_rows=starts)
+    results = []
+    padded_obs = th.cat([flat_obs, flat_obs.new_zeros((k * M, flat_obs.shape[-1]))], 0)  # [(T + k) * M, O]
+    for g, (model, (deter, stoch, prior), roles, im) in enumerate(zip(models, firsts, flat_roles, ims)):
+        # j = 1: o_{t+1} decoded with z_t; target symlog o_{t+1}.
+        parts = [(0, start1, deter, stoch, prior, None if roles is None else roles[start1], flat_obs[flat1])]
+        offset = 0
+        for j, w in zip(range(2, k + 1), widths if im is not None else ()):
+            # j: o_{t+j} decoded with z_{t+j-1}, from the imagined state of the first w starts
+            rows, idx = slice(offset, offset + w), starts[:w]
+            offset += w
+            parts.append((j - 1, idx, im["deter"][rows], im["stoch"][rows], im["prior"][rows],
+                          None if roles is None else roles_p[g][idx + (j - 1) * M], padded_obs[idx + j * M]))
+        err = obs.new_zeros((k, (T - 1) * M), dtype=th.promote_types(obs.dtype, th.float32))
+        logp = th.zeros_like(err)
+        for j, idx, d, s_, p, z, target in parts:
+            pred = model.decode(d, s_, z)
+            err[j].index_copy_(0, idx, F.mse_loss(at_least_fp32(pred), target.expand_as(pred),
+                                                  reduction="none").sum(-1).to(err.dtype))
+            logp[j].index_copy_(0, idx, one_hot_log_prob(at_least_fp32(p), at_least_fp32(s_).unflatten(-1, p.shape[-2:]),
+                                                         model.unimix).to(err.dtype))
+        results.append((err.view(k, T - 1, M), logp.view(k, T - 1, M)))
+    return results
