@@ -16,6 +16,17 @@ from dataclasses import dataclass
 import torch as th
 
 
+def to_device(x: th.Tensor, device) -> th.Tensor:
+    """A host-built index tensor onto `device` without waiting for the device: on a GPU through pinned
+    memory and a non-blocking copy (a plain copy from pageable memory synchronises the stream)."""
+    device = th.device(device)
+    if device.type == "cpu":
+        return x
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
 @dataclass(frozen=True)
 class Packing:
     T: int  # steps of the padded layout
@@ -47,7 +58,7 @@ class Packing:
         grid = th.arange(steps).unsqueeze(1) * M + order_t.unsqueeze(0)  # [steps, M] flat padded index
         live = th.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)  # [steps, M]
         rows = grid[live]  # time-major, within a step in `order` (CPU tensors: no device sync)
-        return cls(T, M, widths, rows.to(device), order_t.to(device), rows, th.tensor(lengths))
+        return cls(T, M, widths, to_device(rows, device), to_device(order_t, device), rows, th.tensor(lengths))
 
     @property
     def is_dense(self) -> bool:
@@ -80,5 +91,7 @@ class Packing:
             starts.append(start)
             start += w
         device = self.rows.device
-        return th.cat([th.arange(starts[t - 1], starts[t - 1] + w) for t, w in enumerate(self.widths) if t > 0]
-                      ).to(device) if len(self.widths) > 1 else th.zeros(0, dtype=th.long, device=device)
+        if len(self.widths) == 1:
+            return th.zeros(0, dtype=th.long, device=device)
+        return to_device(th.cat([th.arange(starts[t - 1], starts[t - 1] + w) for t, w in enumerate(self.widths)
+                                 if t > 0]), device)

@@ -17,7 +17,7 @@ from r3dm_epymarl.world_model.distributions import (
 )
 from r3dm_epymarl.world_model.fused import observe_many
 from r3dm_epymarl.world_model.imagine import imagine_many
-from r3dm_epymarl.world_model.packing import Packing
+from r3dm_epymarl.world_model.packing import Packing, to_device
 
 
 def _latent(model, logits: th.Tensor, sample: bool, noise: th.Tensor | None) -> th.Tensor:
@@ -67,11 +67,11 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
     if k > 1:
         starts_host, widths = _starts(packing, k)
         if widths and widths[0] > 0:
-            starts = starts_host.to(device)
+            starts = to_device(starts_host, device)
             # the row of each start among the j = 1 rows
             row_of = th.full((T * M,), -1, dtype=th.long)
             row_of[packing.rows_host[w0:]] = th.arange(len(packing.rows_host) - w0)
-            first_rows = row_of[starts_host + M].to(device)
+            first_rows = to_device(row_of[starts_host + M], device)
             pad = lambda x: th.cat([x, x.new_zeros((k * M,) + x.shape[1:])], 0)  # [(T + k) * M, ..]  # noqa: E731
             flat_act = pad(actions.reshape(T * M, -1))
             roles_p = [None if r is None else pad(r) for r in flat_roles]
