@@ -13,6 +13,8 @@ packed rows (world_model/packing.py): all [T, M] slots, or only the valid ones (
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch as th
 from torch.nn import functional as F
 
@@ -69,13 +71,25 @@ def _gate_order(x: th.Tensor) -> th.Tensor:
     return th.cat([reset, update, cand], 0)
 
 
-def _scan_weights(models) -> tuple[th.Tensor, ...]:
-    """The recurrence's parameters, stacked over the models (differentiable: gradients reach each model).
+class ScanWeights(NamedTuple):
+    """The recurrence's parameters, stacked over G models (row-vector convention, x @ W)."""
 
-    Returns W_s [G, SC, H], W_x [G, H, 3D], W_h [G, D, 3D], W_pd [G, D, H], W_po [G, H, SC],
-    b_po [G, 1, SC], then the LayerNorm weights / biases [G, 1, n] of in_norm, cell.norm, post_norm
-    (the cell's in [reset, update, candidate] order, its bias including the update bias).
-    """
+    W_s: th.Tensor  # [G, SC, H] input layer, latent part (in_stoch)
+    W_x: th.Tensor  # [G, H, 3D] GRU Linear, input part, gates [reset, update, candidate]
+    W_h: th.Tensor  # [G, D, 3D] GRU Linear, recurrent part
+    W_pd: th.Tensor  # [G, D, H] posterior's first layer, h part (post_deter)
+    W_po: th.Tensor  # [G, H, SC] posterior logits (post_out)
+    b_po: th.Tensor  # [G, 1, SC]
+    g_in: th.Tensor  # [G, 1, H] LayerNorm of the input layer: weight, bias
+    b_in: th.Tensor
+    g_c: th.Tensor  # [G, 1, 3D] the cell's LayerNorm, gate order as W_x; its bias includes the update bias
+    b_c: th.Tensor
+    g_p: th.Tensor  # [G, 1, H] the posterior's LayerNorm
+    b_p: th.Tensor
+
+
+def _scan_weights(models) -> ScanWeights:
+    """The recurrence's parameters, stacked over the models (differentiable: gradients reach each model)."""
     H = models[0].hidden
     parts = [[] for _ in range(12)]
     for m in models:
@@ -88,7 +102,7 @@ def _scan_weights(models) -> tuple[th.Tensor, ...]:
         for store, value in zip(parts, values):
             store.append(value)
     stacked = [th.stack(p, 0) for p in parts]
-    return tuple(stacked[:6]) + tuple(p.unsqueeze(1) for p in stacked[6:])
+    return ScanWeights(*stacked[:6], *(p.unsqueeze(1) for p in stacked[6:]))
 
 
 def _norm_affine(x: th.Tensor, weight: th.Tensor, bias: th.Tensor, eps: float):
@@ -155,7 +169,7 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, widths, save: bool):
     h [G, w_0, D], s [G, w_0, SC] (h_{-1}, s_{-1}); other, pe [G, P, H] (P = sum(widths) rows, time-major);
     noise [G, P, S, 1] uniforms (sample) or None (mode). Returns (deter, stoch, post) [G, P, .] and, if
     save, what the backward needs (per-step lists). With every width M this is the padded [T, M] scan."""
-    W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
+    W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights  # a ScanWeights
     S, C, unimix, (eps_in, eps_c, eps_p) = cfg
     G, P, H = other.shape
     D = h.shape[-1]
@@ -223,7 +237,8 @@ class _ObserveScan(th.autograd.Function):
 
     @staticmethod
     def forward(ctx, h0, s0, other, pe, *args):
-        weights, noise, cfg, packing = args[:12], args[12], args[13], args[14]
+        # autograd.Function takes tensors positionally: the 12 ScanWeights, then the rest
+        weights, noise, cfg, packing = ScanWeights(*args[:12]), args[12], args[13], args[14]
         deter, stoch, post, saved = _scan_forward(h0, s0, other, pe, weights, noise, cfg, packing.widths, save=True)
         ctx.cfg, ctx.saved, ctx.packing = cfg, saved, packing
         ctx.save_for_backward(h0, s0, deter, stoch, *weights)
@@ -231,8 +246,8 @@ class _ObserveScan(th.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_deter, g_stoch, g_post):
-        h0, s0, deter, stoch, *weights = ctx.saved_tensors
-        W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = weights
+        h0, s0, deter, stoch, *saved_weights = ctx.saved_tensors
+        W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = ScanWeights(*saved_weights)
         S, C, unimix, _ = ctx.cfg
         saved, ctx.saved = ctx.saved, None
         packing = ctx.packing
@@ -310,8 +325,9 @@ class _ObserveScan(th.autograd.Function):
         gW_s = th.baddbmm(th.bmm(tr(s0), d_a[:, :M]), tr(s_prev), d_a[:, M:])
         gW_pd = th.bmm(tr(deter), d_q)
         sums = [a.sum(1, keepdim=True).to(w.dtype) for a, w in zip(acc, (g_in, b_in, g_c, b_c, g_p, b_p))]
-        return (g_h0, g_s0, d_a, d_q, gW_s, gW_x.to(W_x.dtype), gW_h.to(W_h.dtype), gW_pd, gW_po.to(W_po.dtype),
-                gb_po.sum(1, keepdim=True).to(b_po.dtype), *sums, None, None, None)
+        g_weights = ScanWeights(gW_s, gW_x.to(W_x.dtype), gW_h.to(W_h.dtype), gW_pd, gW_po.to(W_po.dtype),
+                                gb_po.sum(1, keepdim=True).to(b_po.dtype), *sums)
+        return (g_h0, g_s0, d_a, d_q, *g_weights, None, None, None)
 
 
 def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sample: bool,
@@ -345,7 +361,7 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     inputs = (stack(h0s), stack(s0s), stack(others), stack(embeds))
     device_type = obs_sl.device.type
     cast = _in_autocast_dtype(device_type, *inputs, *weights)
-    inputs, weights = cast[:len(inputs)], cast[len(inputs):]
+    inputs, weights = cast[:len(inputs)], ScanWeights(*cast[len(inputs):])
     with th.autocast(device_type, enabled=False):
         if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
             deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg, packing)

@@ -42,7 +42,8 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
         drawn = M if drawn is None else drawn
         S, C, D = first.stoch, first.classes, first.deter
         G = len(models)
-        W_s, W_x, W_h, _, _, _, g_in, b_in, g_c, b_c, _, _ = _scan_weights(models)
+        scan = _scan_weights(models)
+        W_s, W_x, W_h, g_in, b_in, g_c, b_c = scan.W_s, scan.W_x, scan.W_h, scan.g_in, scan.b_in, scan.g_c, scan.b_c
         lin1 = [m.prior_head[0] for m in models]
         norm1 = [m.prior_head[1] for m in models]
         lin2 = [m.prior_head[3] for m in models]
