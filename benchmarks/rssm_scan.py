@@ -24,47 +24,11 @@ import time
 from pathlib import Path
 
 import torch as th
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from r3dm_epymarl.world_model.distributions import (  # noqa: E402
-    kl_losses, straight_through_sample, symlog, unimix_probs,
-)
-from r3dm_epymarl.world_model.fused import loss_many, previous  # noqa: E402
+from r3dm_epymarl.world_model.fused import loss_many  # noqa: E402
 from r3dm_epymarl.world_model.rssm import RSSM  # noqa: E402
-
-
-def plain_losses(models, obs, actions, roles_list, valid, step=None):
-    """Both models' total losses, step by step with autograd (the reference recurrence)."""
-    T, M, _ = obs.shape
-    target = symlog(obs)
-    prev_actions = previous(actions)
-    totals = []
-    for model, roles in zip(models, roles_list):
-        prev_roles = None if roles is None else previous(roles)
-        other = model._other_inputs(prev_actions, prev_roles)  # [T, M, H]
-        embed = model.post_embed(model.encoder(target))  # [T, M, H]
-        h, s = model.initial(M)
-        deters, stochs, posts = [], [], []
-        for t in range(T):
-            h, s, logits = (step or plain_step)(model, h, s, other[t], embed[t])
-            deters.append(h), stochs.append(s), posts.append(logits)
-        deter, stoch = th.stack(deters), th.stack(stochs)
-        post = th.stack(posts).unflatten(-1, (model.stoch, model.classes))
-        recon = (model.decode(deter, stoch, prev_roles) - target).pow(2).sum(-1)
-        dyn, rep = kl_losses(post.float(), model.prior(deter).float(), model.free_bits, model.unimix)
-        total = recon.float() + model.dyn_scale * dyn + model.rep_scale * rep
-        totals.append((total * valid).sum() / valid.sum())
-    return totals
-
-
-def plain_step(model, h, s, other, embed):
-    h = model.seq_step(h, s, other)
-    logits = model.post_out(F.silu(model.post_norm(model.post_deter(h) + embed)))
-    s = straight_through_sample(unimix_probs(logits.unflatten(-1, (model.stoch, model.classes)),
-                                             model.unimix)).flatten(-2)
-    return h, s, logits
 
 
 def main(argv=None) -> int:
@@ -93,13 +57,14 @@ def main(argv=None) -> int:
 
     def plain(step=None):
         with autocast:
-            totals = plain_losses(models, obs, actions, [None, roles], valid, step)
+            totals = [m.loss_plain(obs, actions, r, valid, step and step(m))["total"]
+                      for m, r in zip(models, [None, roles])]
         sum(totals).backward()
 
     forms = {"fused (hand-written backward)": fused, "autograd (step by step)": plain}
     if args.compile:
-        compiled_step = th.compile(plain_step, dynamic=False)
-        forms["compiled step (torch.compile)"] = lambda: plain(compiled_step)
+        compiled = {id(m): th.compile(m.plain_step, dynamic=False) for m in models}
+        forms["compiled step (torch.compile)"] = lambda: plain(lambda m: compiled[id(m)])
     times = {name: [] for name in forms}
     for name, fn in forms.items():  # warm-up (and compilation)
         start = time.perf_counter()

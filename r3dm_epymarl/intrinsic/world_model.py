@@ -76,6 +76,7 @@ class WorldModelReward(IntrinsicTerm):
         self.tau = float(cfg("wm_target_tau", 0.005))
         self.reward_sample = bool(cfg("wm_reward_sample", True))
         self.skip_padding = bool(cfg("wm_skip_padding", True))
+        self.fused = bool(cfg("wm_fused", True))
         self._packed_for = None  # (ctx, Packing): one per update, shared by training and the reward
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"config key 'wm_target_tau' is {self.tau}; it must be in (0, 1]")
@@ -136,10 +137,13 @@ class WorldModelReward(IntrinsicTerm):
 
     def _fused_losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
         """The same values as `losses` (and the same sampling draws), with one fused graph for both;
-        with wm_skip_padding on the valid steps only (the same values to float rounding)."""
+        with wm_skip_padding on the valid steps only (the same values to float rounding). With
+        wm_fused: false the plain step-by-step recurrence instead (padded; its reward stays fused)."""
         obs, actions, z, (B, T, N) = self._streams(ctx)
-        packing = self._packing(ctx)
+        packing = self._packing(ctx) if self.fused else None
         valid = None if packing is not None else observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)
+        if not self.fused:  # wm_fused: false, autograd through every step of each model in turn (same draws)
+            return self.model.loss_plain(obs, actions, None, valid), self.role_model.loss_plain(obs, actions, z, valid)
         agnostic, role = loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing)
         return agnostic, role
 

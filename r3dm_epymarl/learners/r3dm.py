@@ -27,6 +27,8 @@ R3DM_KEYS = {
     "wm_target_tau": Key(float, "EMA rate of the reward-computing target models (two steps per update)",
                          minimum=0.0),
     "wm_reward_sample": Key(bool, "sample the latents when computing the reward (published) or use modes"),
+    "wm_fused": Key(bool, "train the world models through the fused loop (hand-written backward); false: "
+                          "plain autograd through every step (the reference)"),
     "wm_skip_padding": Key(bool, "world models skip the batch's padded steps (same values to float rounding); "
                                  "false computes every padded slot"),
 }

@@ -21,8 +21,9 @@ not depend on the recurrence (a, z, embed) are computed once for all steps befor
 the encoder, the prior head and the decoder run once over all [T * M] rows.
 
 `observe` and `loss` run the fused loop of `world_model/fused.py` with one model; R3DM runs its two
-models through it together (`observe_many`, `loss_many`, `imagine_many`). `imagine` and `seq_step`
-are the plain step-by-step forms with autograd, which the tests use as the reference.
+models through it together (`observe_many`, `loss_many`, `imagine_many`). `observe_plain`,
+`loss_plain`, `imagine` and `seq_step` are the plain step-by-step forms with autograd: the reference
+the fused loop is tested against, and R3DM's training path with `wm_fused: false`.
 """
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from r3dm_epymarl.world_model.distributions import straight_through, straight_through_sample, unimix_probs
-from r3dm_epymarl.world_model.fused import loss_many, observe_many
+from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.world_model.distributions import (
+    kl_losses, straight_through, straight_through_sample, symlog, unimix_probs,
+)
+from r3dm_epymarl.world_model.fused import loss_many, observe_many, previous
 
 
 def mlp(in_dim: int, hidden: int, layers: int = 2, out_dim: int | None = None) -> nn.Sequential:
@@ -191,3 +195,43 @@ class RSSM(nn.Module):
         total = recon + dyn_scale * dyn + rep_scale * rep. Each returned scalar is averaged over valid steps.
         """
         return loss_many([self], obs, actions, [roles], valid)[0]
+
+    # --- the plain recurrence (autograd through every step) --------------------------------------
+    def plain_step(self, h: th.Tensor, s: th.Tensor, other: th.Tensor, embed: th.Tensor):
+        """One filtering step: h [M, D], s [M, SC], other [M, H] (a, z part), embed [M, H] (post_embed of
+        the observation) -> (h', straight-through posterior sample s' [M, SC], posterior logits [M, SC])."""
+        h = self.seq_step(h, s, other)
+        logits = self.post_out(F.silu(self.post_norm(self.post_deter(h) + embed)))
+        s = straight_through_sample(unimix_probs(logits.unflatten(-1, (self.stoch, self.classes)),
+                                                 self.unimix)).flatten(-2)
+        return h, s, logits
+
+    def observe_plain(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
+                      step=None) -> dict[str, th.Tensor]:
+        """`observe` (sampling) step by step with autograd: the same values and the same draws as the
+        fused loop (one uniform per latent, step by step). step: a replacement for `plain_step` (e.g.
+        a compiled one)."""
+        T, M, _ = obs.shape
+        other = self._other_inputs(previous(actions), None if roles is None else previous(roles))  # [T, M, H]
+        embed = self.post_embed(self.encoder(symlog(obs)))  # [T, M, H]
+        h, s = self.initial(M)
+        deters, stochs, posts = [], [], []
+        for t in range(T):
+            h, s, logits = (step or self.plain_step)(h, s, other[t], embed[t])
+            deters.append(h), stochs.append(s), posts.append(logits)
+        deter = th.stack(deters)
+        return {"deter": deter, "stoch": th.stack(stochs), "prior": self.prior(deter),
+                "post": th.stack(posts).unflatten(-1, (self.stoch, self.classes))}
+
+    def loss_plain(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
+                   valid: th.Tensor | None = None, step=None) -> dict[str, th.Tensor]:
+        """`loss` through `observe_plain` (autograd through every step)."""
+        out = self.observe_plain(obs, actions, roles, step)
+        target = symlog(obs)
+        valid = th.ones(obs.shape[:-1], device=obs.device, dtype=obs.dtype) if valid is None else valid
+        mean = lambda x: (x * valid).sum() / valid.sum().clamp(min=1.0)  # noqa: E731
+        pred = self.decode(out["deter"], out["stoch"], None if roles is None else previous(roles))  # z_{t-1} decodes o_t
+        recon = F.mse_loss(at_least_fp32(pred), target, reduction="none").sum(-1)  # [T, M]
+        dyn, rep = kl_losses(at_least_fp32(out["post"]), at_least_fp32(out["prior"]), self.free_bits, self.unimix)
+        total = recon + self.dyn_scale * dyn + self.rep_scale * rep
+        return {"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)}

@@ -250,6 +250,17 @@ def test_fused_training_matches_plain_autograd():
     for model, fused_grads in zip(models, grads):
         for p, g in zip(model.parameters(), fused_grads):
             assert p.grad is not None and th.allclose(g, p.grad, rtol=1e-9, atol=1e-12)
+    # the library's plain path (wm_fused: false) is the same recurrence as this test's reference
+    for m in models:
+        m.zero_grad(set_to_none=True)
+    th.manual_seed(5)
+    library = [models[0].loss_plain(obs, actions, None, valid), models[1].loss_plain(obs, actions, roles, valid)]
+    (library[0]["total"] + library[1]["total"]).backward()
+    for loss, reference in zip(library, plain):
+        assert th.allclose(loss["total"], reference, rtol=1e-12)
+    for model, fused_grads in zip(models, grads):
+        for p, g in zip(model.parameters(), fused_grads):
+            assert th.allclose(g, p.grad, rtol=1e-9, atol=1e-12)
 
 
 def test_update_uses_the_same_losses_as_separate_models():
