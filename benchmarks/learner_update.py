@@ -1,6 +1,9 @@
-"""Cost of one learner update of host QMIX, CDS, ACORM and R3DM on the same synthetic batch, in one process.
+"""Cost of one learner update of host QMIX, CDS, ACORM and R3DM on the same batches, in one process.
 
-    python benchmarks/learner_update.py                    # SMAX 3s5z_vs_3s6z: B=32 T=100 N=8 obs 218 state 204, 14 actions
+    python benchmarks/learner_update.py                    # SMAX 2s3z (--map): real episode lengths, 2 phases
+    python benchmarks/learner_update.py --no-padding       # the same shapes, every episode full length
+    python benchmarks/learner_update.py --record-lengths --map 3m   # play and record a map's episode lengths
+    python benchmarks/learner_update.py --preset smax      # SMAX 3s5z_vs_3s6z: B=32 T=100 N=8 obs 218 state 204, 14 actions
     python benchmarks/learner_update.py --preset sc2       # SC2 3s5z_vs_3s6z: B=32 T=75 N=8 obs 136 state 230, 15 actions
     python benchmarks/learner_update.py --preset sc2 --N 27 --obs 285 --state 1170 --actions 36   # any shape
     python benchmarks/learner_update.py --scaling          # N = 3, 8, 27 (SC2 3m, 3s5z_vs_3s6z, 27m_vs_30m), T=25
@@ -9,8 +12,22 @@
 
 Every learner is the real class from the host's registry (PyMARLzoo+ by default, or --epymarl PATH):
 `qmix` is the host's own QMIX (its qmix.yaml and q_learner); `cds`, `acorm`, `r3dm` are the plug-in's,
-with their YAML defaults (no per-map preset; pre-training off: steady-state updates only). All are
-fed one host EpisodeBatch of random data. After warm-up the algorithms are timed in interleaved
+with their YAML defaults (no per-map preset; pre-training off: steady-state updates only);
+`r3dm-padded` is R3DM with `wm_skip_padding=False` (its world models compute on the padded steps
+too; `r3dm` runs with `wm_skip_padding=True`; any plug-in name + `-padded` works).
+
+Batches. With --map (default 2s3z) the shapes are the map's, as recorded from the plug-in's SMAX env
+(N, obs, state, actions; T = its episode limit), and every batch holds B episodes whose lengths are
+drawn from real SMAX episodes of the map (benchmarks/episode_lengths.py; data/smax_episode_lengths.json),
+for two phases: early training (random valid actions) and late training (a competent scripted
+policy). Each episode is written into a host EpisodeBatch as the host's episode runner does (filled
+up to and including the final observation's slot, `terminated` at its last step only when it ended
+by termination, not by the time limit, zeros beyond) and the batch is truncated to its longest
+episode as the host does before an update (`max_t_filled`). Every timed round uses its own batch
+(the same one for every algorithm of the round); each phase prints its padding fraction (padded
+agent-step slots / all slots, over its timed batches). --no-padding, --preset and --scaling give
+full-length episodes (every episode T steps, terminated at the last), as before. Data are random.
+After warm-up the algorithms are timed in interleaved
 rounds (the order rotates every round), so a burst of load on a shared machine hits all of them;
 an algorithm much cheaper than the slowest runs several updates per round (at most 8).
 Torch runs 1 intra-op thread by default, as PyMARLzoo+ sets for training (`--threads 2` to change):
@@ -36,9 +53,12 @@ Per algorithm it prints:
   thread that runs the update are seen (torch's CPU ops allocate their outputs there).
 * state MB: parameters, gradients, buffers and optimiser states the learner holds (online and
   target networks, mixers, world models, ...), each tensor storage counted once.
+FLOPs and memory are measured on the phase's first batch.
 For CDS and R3DM the per-part split (TD and the rest of the update, each reward term, each term's own
 training, e.g. R3DM's world-model training; and the contrastive step) with times, FLOPs and GFLOP/s.
 
+Skipping padding: for every `X` and `X-padded` pair, the median over rounds of X-padded's update time over
+X's in the same round (same batch).
 Targets of issue #8 are checked at the end: every plug-in algorithm's GFLOP/s >= host QMIX's, and at
 the SC2 3s5z_vs_3s6z shapes R3DM <= 20x, ACORM <= 5x, CDS <= 4x QMIX per (amortised) update; with
 --scaling, R3DM's ratio to QMIX must grow no faster than N (ratio(N) / ratio(3) <= N / 3).
@@ -58,6 +78,7 @@ import torch as th
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+import episode_lengths  # noqa: E402  (benchmarks/, next to this script)
 
 # name -> (what it is, shapes). T is the number of steps (the batch holds T+1 time slots).
 PRESETS = {
@@ -69,7 +90,9 @@ PRESETS = {
 SCALING = ("sc2-3m", "sc2", "sc2-27m")
 SCALING_T = 25  # --scaling default: R3DM at N=27, T=75 needs several GB and minutes per run (--T 75 overrides)
 QUICK = dict(B=2, T=5, obs=12, state=16, actions=7)  # --quick keeps N from the preset / scaling list
-ALGORITHMS = ["qmix", "cds", "acorm", "r3dm"]
+ALGORITHMS = ["qmix", "cds", "acorm", "r3dm", "r3dm-padded"]
+PADDED = "-padded"  # name suffix: the same algorithm with wm_skip_padding=False
+DEFAULT_MAP = "2s3z"
 BASELINE = "qmix"
 RATIO_TARGETS = {"r3dm": 20.0, "acorm": 5.0, "cds": 4.0}  # at the SC2 3s5z_vs_3s6z shapes
 PART_LABELS = {
@@ -84,9 +107,16 @@ PART_LABELS = {
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="smax",
-                   help="shapes: smax = SMAX 3s5z_vs_3s6z (default), sc2 = SC2 3s5z_vs_3s6z, "
-                        "sc2-3m, sc2-27m = SC2 27m_vs_30m")
+    p.add_argument("--map", help=f"SMAX map whose shapes and recorded episode lengths are used (default "
+                                 f"{DEFAULT_MAP} unless --preset or --scaling)")
+    p.add_argument("--no-padding", action="store_true", help="every episode full length (no recorded lengths)")
+    p.add_argument("--record-lengths", action="store_true",
+                   help="play --episodes SMAX episodes of --map per phase and record their lengths, then stop")
+    p.add_argument("--episodes", type=int, default=episode_lengths.DEFAULT_EPISODES,
+                   help="episodes per phase for --record-lengths")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="synthetic full-length shapes instead of a map: smax = SMAX 3s5z_vs_3s6z, sc2 = SC2 "
+                        "3s5z_vs_3s6z, sc2-3m, sc2-27m = SC2 27m_vs_30m")
     for name in ("B", "T", "N", "obs", "state", "actions"):
         p.add_argument(f"--{name}", type=int, help=f"override the preset's {name}")
     p.add_argument("--scaling", action="store_true",
@@ -98,7 +128,8 @@ def parse(argv=None):
     p.add_argument("--warmup", type=int, default=2, help="untimed updates per algorithm first")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: what PyMARLzoo+ sets for training; robust on a shared machine)")
-    p.add_argument("--algos", nargs="+", default=ALGORITHMS, help="first one is the baseline of the ratios")
+    p.add_argument("--algos", nargs="+", help=f"first one is the baseline of the ratios (default: "
+                                               f"{' '.join(ALGORITHMS)}; with --scaling without {PADDED} ones)")
     p.add_argument("--no-flops", action="store_true", help="skip FLOP counting")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     p.add_argument("--epymarl", help="use this EPyMARL checkout as the host instead of PyMARLzoo+")
@@ -107,13 +138,24 @@ def parse(argv=None):
                         "baseline users run); bf16 pays only on bf16 hardware (modules/precision.py)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the learners and batch live")
     opts = p.parse_args(argv)
+    if opts.map and (opts.preset or opts.scaling):
+        p.error("--map takes its shapes from the map: leave out --preset / --scaling (or --map)")
+    if not opts.preset and not opts.scaling:
+        opts.map = opts.map or DEFAULT_MAP
+    if opts.algos is None:
+        opts.algos = [a for a in ALGORITHMS if not (opts.scaling and a.endswith(PADDED))]
     if opts.quick:
         opts.repeats, opts.warmup = 1, 1
     return opts
 
 
-def shapes_for(opts, preset: str) -> dict:
-    shapes = dict(PRESETS[preset][1])
+def map_shapes(entry: dict) -> dict:
+    return dict(B=32, T=entry["episode_limit"], N=entry["n_agents"], obs=entry["obs"], state=entry["state"],
+                actions=entry["actions"])
+
+
+def shapes_for(opts, preset: str, entry: dict | None = None) -> dict:
+    shapes = map_shapes(entry) if entry else dict(PRESETS[preset][1])
     if opts.scaling:
         shapes["T"] = SCALING_T
     if opts.quick:
@@ -125,11 +167,11 @@ def shapes_for(opts, preset: str) -> dict:
     return shapes
 
 
-def describe(preset: str, shapes: dict, opts) -> str:
-    what = PRESETS[preset][0]
+def describe(preset: str, shapes: dict, opts, entry: dict | None = None) -> str:
+    what, default = (f"SMAX {opts.map}", map_shapes(entry)) if entry else PRESETS[preset]
     if opts.quick:
         what = f"tiny shapes (--quick) with the N of {what}"
-    elif any(shapes[k] != v for k, v in PRESETS[preset][1].items()):
+    elif any(shapes[k] != v for k, v in default.items()):
         what += " (modified)"
     return f"{what}: " + " ".join(f"{k}={v}" for k, v in shapes.items())
 
@@ -143,12 +185,13 @@ class NullLogger:
         self.stats.setdefault(key, []).append(value)
 
 
-def host_args(host, algorithm, shapes):
+def host_args(host, name, shapes):
     from r3dm_epymarl.launcher import find_config
 
+    algorithm = name.removesuffix(PADDED)
     path = find_config(host, "algs", algorithm)
     if path is None:
-        raise SystemExit(f"unknown algorithm '{algorithm}'")
+        raise SystemExit(f"--algos: unknown algorithm '{algorithm}'")
     config = yaml.safe_load((host.config_dir / "default.yaml").read_text())
     config.update(yaml.safe_load(path.read_text()))
     config.update(n_agents=shapes["N"], n_actions=shapes["actions"], state_shape=shapes["state"],
@@ -157,13 +200,19 @@ def host_args(host, algorithm, shapes):
                   pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
     if "precision" in config:  # the plug-in's learners; the host's QMIX has no such key
         config["precision"] = PRECISION
+        # padding-aware world models or not (a learner without world models ignores the key)
+        config["wm_skip_padding"] = not name.endswith(PADDED)
+    elif name.endswith(PADDED):
+        raise SystemExit(f"--algos {name}: only the plug-in's algorithms have a padded variant")
     return SimpleNamespace(**config)
 
 
-def make_batch(host, shapes):
+def make_batch(host, shapes, lengths, terminated, seed=0):
+    """A host EpisodeBatch of len(lengths) episodes of random data, filled as the host's episode runner
+    fills it (see the module docstring), truncated to its longest episode as the host does."""
     EpisodeBatch = host.module("components.episode_buffer").EpisodeBatch
     OneHot = host.module("components.transforms").OneHot
-    B, T1, N, A = shapes["B"], shapes["T"] + 1, shapes["N"], shapes["actions"]
+    B, T1, N, A = len(lengths), shapes["T"] + 1, shapes["N"], shapes["actions"]
     scheme = {
         "state": {"vshape": shapes["state"]}, "obs": {"vshape": shapes["obs"], "group": "agents"},
         "actions": {"vshape": (1,), "group": "agents", "dtype": th.long},
@@ -173,17 +222,57 @@ def make_batch(host, shapes):
     groups = {"agents": N}
     preprocess = {"actions": ("actions_onehot", [OneHot(out_dim=A)])}
     batch = EpisodeBatch(scheme, groups, B, T1, preprocess=preprocess, device=DEVICE)
-    g = th.Generator().manual_seed(0)
+    g = th.Generator().manual_seed(seed)
     avail = (th.rand(B, T1, N, A, generator=g) > 0.3).int()
     avail[..., 0] = 1
     actions = th.multinomial(avail.float().reshape(-1, A), 1, generator=g).reshape(B, T1, N, 1)
-    terminated = th.zeros(B, T1, 1, dtype=th.uint8)
-    terminated[:, -2] = 1
-    batch.update({"state": th.rand(B, T1, shapes["state"], generator=g),
-                  "obs": th.rand(B, T1, N, shapes["obs"], generator=g), "actions": actions,
-                  "avail_actions": avail, "reward": th.randn(B, T1, 1, generator=g), "terminated": terminated},
-                 bs=slice(None), ts=slice(None))
-    return batch, groups
+    state, obs = th.rand(B, T1, shapes["state"], generator=g), th.rand(B, T1, N, shapes["obs"], generator=g)
+    reward = th.randn(B, T1, 1, generator=g)
+    for b, (n, ended) in enumerate(zip(lengths, terminated)):
+        # steps 0..n-1 and the final observation's slot n (state, obs, avail and the action chosen there)
+        batch.update({"state": state[b, :n + 1], "obs": obs[b, :n + 1], "avail_actions": avail[b, :n + 1],
+                      "actions": actions[b, :n + 1]}, bs=b, ts=slice(0, n + 1))
+        done = th.zeros(n, 1, dtype=th.uint8)
+        done[-1] = int(ended)  # a time-out is not a termination (the runner's `terminated != episode_limit`)
+        batch.update({"reward": reward[b, :n], "terminated": done}, bs=b, ts=slice(0, n))
+    return batch[:, :int(batch.max_t_filled())]
+
+
+@dataclass
+class Phase:
+    """The batches of one phase of training (one per timed round) and what they are."""
+    name: str
+    what: str
+    batches: list
+    lengths: list  # per batch, the episodes' lengths
+
+    @property
+    def padding(self) -> float:
+        return episode_lengths.padding_fraction(self.lengths)
+
+
+def phases_for(host, shapes, opts, entry):
+    """Full-length batches, or per recorded phase `repeats` batches of lengths drawn from it."""
+    count = max(1, opts.repeats)
+    if entry is None or opts.no_padding:
+        lengths = [[shapes["T"]] * shapes["B"]] * count
+        what = f"every episode full length ({shapes['T']} steps, terminated at the last)"
+        return [Phase("full length", what, [make_batch(host, shapes, n, [True] * len(n), seed=i)
+                                            for i, n in enumerate(lengths)], lengths)]
+    phases = []
+    for k, name in enumerate(episode_lengths.PHASES):
+        recorded = entry["phases"][name]
+        batches, lengths = [], []
+        for i in range(count):
+            n, ended = episode_lengths.sample(recorded, shapes["B"], seed=1000 * k + i)
+            if shapes["T"] != entry["episode_limit"]:  # --T / --quick: lengths scaled to the shorter limit
+                n = [max(1, min(shapes["T"], round(x * shapes["T"] / entry["episode_limit"]))) for x in n]
+            batches.append(make_batch(host, shapes, n, ended, seed=i))
+            lengths.append(n)
+        what = (f"{recorded['policy']}; win rate {recorded['win_rate']:.2f}, mean length "
+                f"{recorded['mean_length']:.1f} of {entry['episode_limit']}")
+        phases.append(Phase(name, what, batches, lengths))
+    return phases
 
 
 @dataclass
@@ -191,6 +280,7 @@ class Bench:
     name: str
     learner: object
     times: list = field(default_factory=list)  # seconds per timed update
+    rounds: list = field(default_factory=list)  # median seconds per update, per timed round
     parts: dict = field(default_factory=dict)  # part -> [ms per timed update]
     contrastive: list = field(default_factory=list)  # seconds per contrastive step
     interval: int = 0  # contrastive_interval (0: none)
@@ -217,9 +307,10 @@ class Bench:
         return self.flops / 1e9 / self.update
 
 
-def build(host, algorithm, shapes, batch, groups) -> Bench:
+def build(host, algorithm, shapes, batch) -> Bench:
     th.manual_seed(0)
     args = host_args(host, algorithm, shapes)
+    groups = {"agents": shapes["N"]}
     mac = host.registry("controllers")[args.mac](batch.scheme, groups, args)
     learner = host.registry("learners")[args.learner](mac, batch.scheme, NullLogger(), args)
     if DEVICE == "cuda":
@@ -271,13 +362,14 @@ def clock() -> float:
     return time.perf_counter()
 
 
-def time_updates(benches, batch, opts):
+def time_updates(benches, batches, opts):
+    """Warm-up, then interleaved rounds; round r trains every algorithm on batches[r] (mod len)."""
     t = 0
     warm = {}
-    for _ in range(opts.warmup):
+    for i in range(opts.warmup):
         for bench in benches:
             start = clock()
-            bench.learner.train(batch, t, t)
+            bench.learner.train(batches[i % len(batches)], t, t)
             warm[bench.name] = clock() - start  # the last warm-up update's time
             t += 1
     # Cheap algorithms run several updates per round (up to 8, about as long as the slowest one's
@@ -286,22 +378,26 @@ def time_updates(benches, batch, opts):
     per_round = {name: min(8, max(1, int(slowest / max(w, 1e-9)))) for name, w in warm.items()}
     for round_ in range(opts.repeats):
         order = benches[round_ % len(benches):] + benches[:round_ % len(benches)]
+        batch = batches[round_ % len(batches)]
         for bench in order:
+            this_round = []
             for _ in range(per_round.get(bench.name, 1)):
                 start = clock()
                 bench.learner.train(batch, t, t)
                 elapsed = clock() - start
                 t += 1
                 bench.times.append(elapsed)
+                this_round.append(elapsed)
                 stats = getattr(bench.learner, "stats", None) or {}
                 for name in terms(bench.learner):
                     for method in ("reward", "update"):
                         value = stats.get(f"time_{name}_{method}_ms")
                         if value is not None:
                             bench.parts.setdefault(f"{name} {method}", []).append(float(value))
+            bench.rounds.append(statistics.median(this_round))
     for bench in benches:
         if bench.interval:
-            e, mask = contrastive_inputs(bench.learner, batch)
+            e, mask = contrastive_inputs(bench.learner, batches[0])
             for _ in range(max(1, opts.repeats)):
                 start = clock()
                 bench.learner._contrastive_step(e, mask)
@@ -425,10 +521,10 @@ def measure_memory(bench, batch, t):
     bench.state = state_bytes(learner)
 
 
-def measure(host, shapes, opts) -> list[Bench]:
-    batch, groups = make_batch(host, shapes)
-    benches = [build(host, algorithm, shapes, batch, groups) for algorithm in opts.algos]
-    t = time_updates(benches, batch, opts)
+def measure(host, shapes, opts, batches) -> list[Bench]:
+    batch = batches[0]  # FLOPs and memory
+    benches = [build(host, algorithm, shapes, batch) for algorithm in opts.algos]
+    t = time_updates(benches, batches, opts)
     for bench in benches:
         if not opts.no_flops:
             count_flops(bench, batch, t)
@@ -446,13 +542,13 @@ def mb(x: float) -> str:
 
 def print_table(benches):
     base = benches[0].amortised
-    print(f"{'algorithm':10s} {'update ms':>9s} {'(min-max)':>15s} {'contrast. ms':>12s} {'amortised ms':>12s} "
+    print(f"{'algorithm':12s} {'update ms':>9s} {'(min-max)':>15s} {'contrast. ms':>12s} {'amortised ms':>12s} "
           f"{'x ' + benches[0].name.upper():>8s} {'GFLOP/upd':>9s} {'GFLOP/s':>8s} {'peak MB':>8s} {'state MB':>8s}")
     for b in benches:
         spread = f"({1000 * min(b.times):.1f}-{1000 * max(b.times):.1f})"
         flops = f"{b.flops / 1e9:9.2f} {b.gflops_per_s:8.2f}" if b.flops == b.flops else f"{'-':>9s} {'-':>8s}"
         contrast = f"{1000 * b.contrastive_time:8.1f}/{b.interval}" if b.interval else f"{'-':>12s}"
-        print(f"{b.name:10s} {1000 * b.update:9.1f} {spread:>15s} {contrast:>12s} {1000 * b.amortised:12.1f} "
+        print(f"{b.name:12s} {1000 * b.update:9.1f} {spread:>15s} {contrast:>12s} {1000 * b.amortised:12.1f} "
               f"{b.amortised / base:8.2f} {flops} {mb(b.peak)} {mb(b.state)}")
 
 
@@ -494,14 +590,32 @@ def check_targets(benches, preset, opts):
                       f"-> {'met' if ratio <= RATIO_TARGETS[b.name] else 'NOT met'}")
 
 
+def print_skip_padding(benches):
+    """X-padded's update time over X's, per round (the same batch), for every pair present."""
+    by_name = {b.name: b for b in benches}
+    for b in benches:
+        padded = by_name.get(b.name + PADDED)
+        if padded:
+            ratios = [p / s for p, s in zip(padded.rounds, b.rounds)]
+            print(f"skipping padding: {padded.name} / {b.name} update time = {statistics.median(ratios):.2f}x "
+                  f"(median of {len(ratios)} rounds, {min(ratios):.2f}-{max(ratios):.2f})")
+
+
 def run_one(host, opts):
-    shapes = shapes_for(opts, opts.preset)
-    print(describe(opts.preset, shapes, opts))
-    benches = measure(host, shapes, opts)
-    print_table(benches)
-    for bench in benches:
-        print_parts(bench)
-    check_targets(benches, opts.preset, opts)
+    entry = episode_lengths.load(opts.map) if opts.map else None
+    shapes = shapes_for(opts, opts.preset, entry)
+    print(describe(opts.preset, shapes, opts, entry))
+    for phase in phases_for(host, shapes, opts, entry):
+        longest = [max(n) for n in phase.lengths]
+        print(f"\nphase {phase.name}: {phase.what}\n  padding fraction {phase.padding:.3f} over {len(longest)} "
+              f"batch(es) of {shapes['B']} (longest episode: median {statistics.median(longest):g} of "
+              f"{shapes['T']} steps)", flush=True)
+        benches = measure(host, shapes, opts, phase.batches)
+        print_table(benches)
+        for bench in benches:
+            print_parts(bench)
+        print_skip_padding(benches)
+        check_targets(benches, opts.preset, opts)
 
 
 def run_scaling(host, opts):
@@ -509,7 +623,7 @@ def run_scaling(host, opts):
     for preset in SCALING:
         shapes = shapes_for(opts, preset)
         print(describe(preset, shapes, opts), flush=True)
-        benches = measure(host, shapes, opts)
+        benches = measure(host, shapes, opts, phases_for(host, shapes, opts, None)[0].batches)
         print_table(benches)
         results.append((shapes["N"], benches))
     names = [b.name for b in results[0][1]]
@@ -541,6 +655,9 @@ PRECISION, DEVICE = "fp32", "cpu"  # set from --precision / --device in main
 def main(argv=None):
     global PRECISION, DEVICE
     opts = parse(argv)
+    if opts.record_lengths:
+        episode_lengths.record(opts.map, opts.episodes)
+        return
     PRECISION, DEVICE = opts.precision, opts.device
     th.set_num_threads(opts.threads)
     from r3dm_epymarl.hosts import get_host
