@@ -271,7 +271,10 @@ def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status)
 
 
 def main(args) -> int:
+    from r3dm_epymarl.paths import check_writable
+
     check_names(args)
+    check_writable(args.out, "--out")  # a file where the grid's folder goes: one line, before any cell
     cells = make_cells(args)
     if args.dry_run:
         for cell in cells:

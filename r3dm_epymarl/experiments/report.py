@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from r3dm_epymarl.experiments.report_runs import (  # noqa: F401 (load_file_runs, load_mongo_runs re-exported)
@@ -109,6 +109,7 @@ class Row:
     steps_to_threshold: float | None  # mean over the seeds that reached it
     reached: int
     paper: float | None = None
+    partial: list[str] = field(default_factory=list)  # the seeds whose run did not complete (--status any)
 
 
 def pick_metric(runs: list[Run], wanted: str) -> str:
@@ -136,22 +137,18 @@ def aggregate(runs: list[Run], metric: str = "auto", threshold: float | None = N
                 final=mean_ci([final_value(s, v, r.t_max) for r, (s, v) in zip(seeds, curves)]),
                 auc=mean_ci([area_under_curve(s, v) for s, v in curves]),
                 threshold=limit, steps_to_threshold=sum(hits) / len(hits) if hits else None,
-                reached=len(hits)))
+                reached=len(hits), partial=[_partial(r, s) for r, (s, _) in zip(seeds, curves)
+                                            if r.status != "COMPLETED"]))
     return rows
 
 
 # --- published numbers ---------------------------------------------------------------------------------
 
 def load_paper(path: str | None) -> dict[tuple[str, str], float]:
-    """(map, algorithm), both lower-case -> published final test win rate on StarCraft II."""
-    from r3dm_epymarl.paths import paper_results
+    """(map, algorithm), both lower-case -> published final test win rate on StarCraft II (report_paper.py)."""
+    from r3dm_epymarl.experiments.report_paper import load_finals
 
-    if not path:
-        return {}
-    csv_path = paper_results() if path == "builtin" else Path(path)
-    with open(csv_path, newline="") as f:
-        return {(r["map"].lower(), r["algorithm"].lower()): float(r["final_test_win_rate"])
-                for r in csv.DictReader(f)}
+    return load_finals(path)
 
 
 # --- output --------------------------------------------------------------------------------------------
@@ -169,6 +166,10 @@ def _steps(value: float | None) -> str:
     return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 else f"{value:.0f}"
 
 
+def _partial(run: Run, steps: list[float]) -> str:
+    return f"seed {run.seed} {run.status} at {_steps(steps[-1])}" + (f" of {_steps(run.t_max)}" if run.t_max else "")
+
+
 def table(rows: list[Row], show_paper: bool) -> str:
     lines = []
     for map_name in sorted({r.map for r in rows}):
@@ -183,7 +184,7 @@ def table(rows: list[Row], show_paper: bool) -> str:
             header.append("paper (StarCraft II)")
         cells = [header]
         for r in on_map:
-            row = [r.algorithm, str(len(r.seeds)), _fmt(r.final), _fmt(r.auc)]
+            row = [r.algorithm, str(len(r.seeds)), _fmt(r.final) + (" *" if r.partial else ""), _fmt(r.auc)]
             if head.threshold is not None:
                 row.append(f"{_steps(r.steps_to_threshold)} ({r.reached}/{len(r.seeds)})")
             if show_paper:
@@ -191,6 +192,8 @@ def table(rows: list[Row], show_paper: bool) -> str:
             cells.append(row)
         widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+        lines += [f"* {r.algorithm}: partial, {'; '.join(r.partial)} (its final is from the steps logged so far)"
+                  for r in on_map if r.partial]
     return "\n".join(lines).lstrip("\n")
 
 
@@ -228,18 +231,23 @@ def mean_curve(curves: list[tuple[list[float], list[float]]]):
     return grid, ys.mean(axis=0), half
 
 
-def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
+def plot_curves(runs: list[Run], rows: list[Row], out: Path, published: dict | None = None) -> list[Path]:
+    """curves_<map>.png: each algorithm's mean and CI band; with `published` ((map, algorithm) ->
+    report_paper.Curve), the published StarCraft II curve dashed on the runs' step axis, else the
+    published final (Row.paper) as a dashed level."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from r3dm_epymarl.experiments.report_paper import draw as draw_published
     from r3dm_epymarl.experiments.report_plots import save
 
     written = []
     for map_name in sorted({r.map for r in rows}):
         on_map = [r for r in rows if r.map == map_name]
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        shown = False
         for i, row in enumerate(on_map):
             colour = f"C{i % 10}"
             curves = [r.series[row.metric] for r in runs
@@ -251,10 +259,15 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path) -> list[Path]:
                 low, high = low.clip(0, 1), high.clip(0, 1)
             ax.plot(grid, mean, color=colour, label=f"{row.algorithm} (n={len(curves)})")
             ax.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
-            if row.paper is not None:
+            curve = (published or {}).get((map_name.lower(), row.algorithm.lower()))
+            if curve is not None:
+                draw_published(ax, curve, colour, row.algorithm, end=float(grid[-1]))
+                shown = True
+            elif row.paper is not None:
                 ax.axhline(row.paper, color=colour, linestyle="--", linewidth=1,
                            label=f"{row.algorithm}, StarCraft II (paper)")
-        ax.set_title(f"{map_name}: mean and 95% CI over seeds")
+        ax.set_title(f"{map_name}: mean and 95% CI over seeds"
+                     + ("\ndashed: published curves on StarCraft II (SMAC/SMACv2), not SMAX" if shown else ""))
         ax.set_xlabel("environment steps")
         ax.set_ylabel(on_map[0].metric)
         if is_rate(on_map[0].metric):
@@ -280,13 +293,23 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
                  paper: str | None = None, reps: int | None = None, seed: int = 0, per_seed: bool = False,
                  export: tuple[str, str] | None = None) -> tuple[str, list[Path]]:
     """Load, aggregate, estimate (rliable), write the CSVs, PNGs and any export; return the printed
-    text and the files written."""
+    text and the files written. Bad options, paths and --paper CSVs fail first, in one line."""
     from r3dm_epymarl.errors import UserError
+    from r3dm_epymarl.experiments import report_paper
     from r3dm_epymarl.experiments import report_rliable as rl
     from r3dm_epymarl.experiments.report_cells import cell_rows, cells_block, write_cells_csv
     from r3dm_epymarl.experiments.report_diagnostics import diagnostics_report
+    from r3dm_epymarl.paths import check_writable
 
     rl.check_options(reps, export)
+    check_writable(out, "--out")
+    if export:
+        check_writable(export[1], f"--export {export[0]}", is_file=True)
+    for src in sources:
+        if not Path(src).exists():
+            raise UserError(f"report: {src} does not exist: give the folders compare wrote (or results/sacred)")
+    published = load_paper(paper)
+    curves = report_paper.load_curves() if paper else {}
 
     runs = [run for src in sources for run in load_file_runs(Path(src))]
     if mongo:
@@ -296,12 +319,13 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     kept = drop_continued(chosen)
     if not kept:
         where = ", ".join([*sources, *([mongo] if mongo else [])]) or "(nothing given)"
-        raise UserError(f"no Sacred runs with status {status} in {where}: give the folders compare "
-                        "wrote (or results/sacred), --mongo URL, or --status any")
+        raise UserError(f"no Sacred runs with status {status} in {where}: give the folders compare wrote "
+                        "(or results/sacred), --mongo URL, or --status any")
     rows = aggregate(kept, metric, threshold)
     if not rows:
-        raise UserError(f"none of the {len(kept)} runs logged the metric '{metric}': pick another with --metric")
-    published = load_paper(paper)
+        what = f"a test metric ({WIN_RATE} or {RETURN})" if metric == "auto" else f"the metric '{metric}'"
+        raise UserError(f"none of the {len(kept)} runs logged {what} (a run stopped before its first test "
+                        "logs none): pick one they logged with --metric")
     for row in rows:
         row.paper = published.get((row.map.lower(), row.algorithm.lower()))
     out_dir = Path(out)
@@ -311,14 +335,43 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     cells = cell_rows(kept, {r.map: r.metric for r in rows})
     write_cells_csv(cells, out_dir / "cells.csv")
     diagnostics, diagnostic_files = diagnostics_report(kept, out_dir)
-    files = [out_dir / "report.csv", out_dir / "cells.csv", *plot_curves(kept, rows, out_dir), *rliable_files,
-             *diagnostic_files]
-    skipped = len(runs) - len(chosen)
+    files = [out_dir / "report.csv", out_dir / "cells.csv", *plot_curves(kept, rows, out_dir, curves),
+             *rliable_files, *diagnostic_files]
+    # the runs a chosen run resumed are in its curve: not "left out", whatever their status
+    skipped = len(runs) - len(chosen) - len(continued_by(chosen, runs) - {r.source for r in chosen})
     text = table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
+    if paper:
+        lines = report_paper.budget_lines(*_budgets(kept, rows), curves)
+        text += "".join("\n" + line for line in ["", *lines] if lines)
     text += "\n\n" + cells_block(cells)
     return text + "\n" + block + ("\n\n" + diagnostics if diagnostics else ""), files
+
+
+def continued_by(chosen: list[Run], runs: list[Run]) -> set[str]:
+    """The sources of the runs whose curves a chosen run holds: those it resumed, and theirs."""
+    by_source = {r.source: r for r in runs}
+    held: set[str] = set()
+    for run in chosen:
+        link = run.continues
+        while link in by_source and link not in held:
+            held.add(link)
+            link = by_source[link].continues
+    return held
+
+
+def _budgets(runs: list[Run], rows: list[Row]) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Per map: the runs' budget (the largest t_max, else the last step logged) and its algorithms,
+    R3DM first."""
+    budgets, algorithms = {}, {}
+    for map_name in sorted({r.map for r in rows}):
+        on_map = [r for r in rows if r.map == map_name]
+        metric = on_map[0].metric
+        budgets[map_name] = max(r.t_max or r.series[metric][0][-1] for r in runs
+                                if r.map == map_name and r.series.get(metric, ([], []))[0])
+        algorithms[map_name] = sorted((r.algorithm for r in on_map), key=lambda a: (a.lower() != "r3dm", a))
+    return budgets, algorithms
 
 
 def main(args) -> int:

@@ -73,7 +73,8 @@ def cells_block(cells: list[Cell]) -> str:
         resumed = any(c.segments > 1 for c in on_map)
         lines.append(f"\n-- {map_name}, per seed: final (wall time{', runs' if resumed else ''})")
         for algorithm in sorted({c.algorithm for c in on_map}):
-            parts = [f"{c.seed}: {c.final:.3f} ({duration(c.wall_s)}{f', {c.segments} runs' if c.segments > 1 else ''})"
+            parts = [f"{c.seed}: {c.final:.3f} ({duration(c.wall_s)}{f', {c.segments} runs' if c.segments > 1 else ''}"
+                     + (f", {c.status} at {c.steps:g}: partial)" if c.status != "COMPLETED" else ")")
                      for c in on_map if c.algorithm == algorithm]
             lines.append(f"  {algorithm}  " + "; ".join(parts))  # indented: not a row of the table above
     return "\n".join(lines).lstrip("\n")

@@ -104,6 +104,11 @@ def _map_group(map_name: str, runs: list[Run], metric: str) -> tuple[Group | Non
         notes.append(f"{map_name}: {what} on the {len(grid)} steps all runs share, up to {grid[-1]:g} "
                      f"(runs end at {ends})")
     values = np.concatenate([np.asarray(r.series[name][1], dtype=float) for r in runs])
+    if not is_rate(name) and (len(runs) == 1 or values.min() == values.max()):
+        # min-max over the map's own runs: one run (or one value) would be scored against itself
+        why = "a single run" if len(runs) == 1 else f"every logged value is {values.min():g}"
+        return None, [f"{map_name}: {why}: its {name} cannot be min-max normalised, no rliable statistics "
+                      "for this map (run more seeds or algorithms on it)"]
     group = Group(name=map_name, metric=name, tasks=[map_name], steps=grid, runs=by_algorithm, horizon=horizon,
                   seeds={a: [r.seed for r in rs] for a, rs in by_algorithm.items()}, finals={}, curves={},
                   scale=None if is_rate(name) else (float(values.min()), float(values.max())))
@@ -135,9 +140,9 @@ def map_groups(runs: list[Run], metric: str = "auto") -> tuple[list[Group], list
     groups, notes = [], []
     for map_name in sorted({r.map for r in runs}):
         group, map_notes = _map_group(map_name, [r for r in runs if r.map == map_name], metric)
+        notes += map_notes
         if group is not None:
             groups.append(group)
-            notes += map_notes
     return groups, notes
 
 
@@ -358,6 +363,8 @@ def rliable_report(runs: list[Run], metric: str, out, reps: int | None = None, s
     overall, more = all_maps_group(groups)
     stats = [estimate(g, chosen, seed) for g in groups + ([overall] if overall else [])]
     out = Path(out)
+    if not stats:  # no map could be scored (notes say why): nothing to draw or export
+        return render(stats, chosen, seed, notes + more), stats, []
     files = [out / "profiles.png", out / "improvement.csv"]
     report_plots.plot_profiles(stats, files[0])
     write_improvement_csv(stats, files[1])

@@ -117,15 +117,32 @@ def _resumed_from(folder: Path, quiet: bool = False) -> tuple[Path | None, float
     return None, resumed["t_env"]
 
 
+def checked_series(series: dict, where: str) -> dict:
+    """`series` (name -> (steps, values)) as lists, or a ValueError naming `where` and the metric when
+    it is not Sacred's shape (a curve whose steps and values differ in number cannot be read)."""
+    out = {}
+    for name, (steps, values) in series.items():
+        if not isinstance(steps, list) or not isinstance(values, list):
+            raise ValueError(f"{where}: metric {name!r} holds no lists of steps and values")
+        if len(steps) != len(values):
+            raise ValueError(f"{where}: metric {name!r} has {len(steps)} steps but {len(values)} values")
+        out[name] = (list(steps), list(values))
+    return out
+
+
 def _own_series(folder: Path) -> dict:
     metrics_path = folder / "metrics.json"
     if metrics_path.is_file():
-        return {name: (list(m["steps"]), list(m["values"]))
-                for name, m in json.loads(metrics_path.read_text()).items()}
+        metrics = json.loads(metrics_path.read_text())
+        if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
+            raise ValueError("metrics.json is not Sacred's {metric: {steps, values}}")
+        return checked_series({name: (m["steps"], m["values"]) for name, m in metrics.items()}, "metrics.json")
     # older hosts keep the curves only in info.json as `key` / `key_T`
     info_path = folder / "info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    return {k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}
+    if not isinstance(info, dict):
+        raise ValueError("info.json is not a dict")
+    return checked_series({k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}, "info.json")
 
 
 def _file_chain(folder: Path, previous: Path | None, t: float, wall_s: float | None,
@@ -163,7 +180,12 @@ def load_mongo_runs(url: str) -> list[Run]:
     db = client[parse_uri(url).get("database") or "sacred"]
     runs = []
     for entry in db.runs.find({}, {"config": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1}):
-        series = {m["name"]: (m["steps"], m["values"]) for m in db.metrics.find({"run_id": entry["_id"]})}
+        try:
+            series = checked_series({m["name"]: (m["steps"], m["values"])
+                                     for m in db.metrics.find({"run_id": entry["_id"]})}, "metrics")
+        except (KeyError, TypeError, ValueError) as exc:
+            print(f"report: skipping mongo run {entry['_id']}: unreadable ({type(exc).__name__}: {exc})")
+            continue
         runs.append(_run_from(f"mongo:{entry['_id']}", _unflatten(entry.get("config", {})),
                               entry.get("status", "?"), series, wall_seconds(entry)))
     client.close()
