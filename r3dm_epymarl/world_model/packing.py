@@ -33,13 +33,12 @@ class Packing:
     M: int  # streams of the padded layout
     widths: tuple[int, ...]  # rows of step t: streams still running at t (non-increasing, all >= 1)
     rows: th.Tensor | None  # [P] index of each packed row in the flattened padded [T * M]; None = dense
-    order: th.Tensor | None  # [M] stream ids, longest first; None = dense (identity)
     rows_host: th.Tensor | None = None  # `rows` on the CPU, for index arithmetic without a device sync
     lengths_host: th.Tensor | None = None  # [M] each stream's valid steps, on the CPU
 
     @classmethod
     def dense(cls, T: int, M: int) -> "Packing":
-        return cls(T, M, (M,) * T, None, None)
+        return cls(T, M, (M,) * T, None)
 
     @classmethod
     def from_lengths(cls, lengths: list[int], T: int, device) -> "Packing":
@@ -58,11 +57,12 @@ class Packing:
         grid = th.arange(steps).unsqueeze(1) * M + order_t.unsqueeze(0)  # [steps, M] flat padded index
         live = th.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)  # [steps, M]
         rows = grid[live]  # time-major, within a step in `order` (CPU tensors: no device sync)
-        return cls(T, M, widths, to_device(rows, device), to_device(order_t, device), rows, th.tensor(lengths))
+        return cls(T, M, widths, to_device(rows, device), rows, th.tensor(lengths))
 
     @property
-    def is_dense(self) -> bool:
-        return self.rows is None
+    def order(self) -> th.Tensor | None:
+        """[M] stream ids (host), longest first: step 0 holds every stream; None when dense (identity)."""
+        return None if self.rows_host is None else self.rows_host[:self.widths[0]]
 
     @property
     def size(self) -> int:

@@ -64,6 +64,7 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             noise = th.rand((T - 1, M, S, 1), device=device, dtype=prior.dtype).reshape(-1, S, 1)[start1]
         firsts.append((out["deter"][w0:], _latent(model, prior, sample, noise), prior))
     ims = [None] * len(models)
+    pad = lambda x: th.cat([x, x.new_zeros((k * M,) + x.shape[1:])], 0)  # [(T + k) * M, ..]  # noqa: E731
     if k > 1:
         starts_host, widths = _starts(packing, k)
         if widths and widths[0] > 0:
@@ -72,7 +73,6 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             row_of = th.full((T * M,), -1, dtype=th.long)
             row_of[packing.rows_host[w0:]] = th.arange(len(packing.rows_host) - w0)
             first_rows = to_device(row_of[starts_host + M], device)
-            pad = lambda x: th.cat([x, x.new_zeros((k * M,) + x.shape[1:])], 0)  # [(T + k) * M, ..]  # noqa: E731
             flat_act = pad(actions.reshape(T * M, -1))
             roles_p = [None if r is None else pad(r) for r in flat_roles]
             at = lambda x, j: x[starts + j * M]  # x at step t + j of each start  # noqa: E731
@@ -81,7 +81,7 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             ims = imagine_many(models, [d[first_rows] for d, _, _ in firsts], [s[first_rows] for _, s, _ in firsts],
                                acts, zs, sample=sample, widths=widths, drawn=(T - 1) * M, draw_rows=starts)
     results = []
-    padded_obs = th.cat([flat_obs, flat_obs.new_zeros((k * M, flat_obs.shape[-1]))], 0)  # [(T + k) * M, O]
+    padded_obs = pad(flat_obs) if ims[0] is not None else None  # targets o_{t+j}, j >= 2
     for g, (model, (deter, stoch, prior), roles, im) in enumerate(zip(models, firsts, flat_roles, ims)):
         # j = 1: o_{t+1} decoded with z_t; target symlog o_{t+1}.
         parts = [(0, start1, deter, stoch, prior, None if roles is None else roles[start1], flat_obs[flat1])]

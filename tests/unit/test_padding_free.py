@@ -7,7 +7,9 @@ import torch as th
 from r3dm_epymarl.world_model.fused import loss_many, observe_many
 from r3dm_epymarl.world_model.packing import Packing
 from r3dm_epymarl.world_model.rssm import RSSM
-from tests.unit.test_world_model import context, make_batch, plain_loss, term_for
+from tests.unit.test_world_model import (
+    assert_same_training, context, make_batch, plain_reference, seeded_training, term_for,
+)
 
 LENGTHS = [13, 5, 9, 13, 3, 7]  # transitions per episode: a third of the batch's slots are padding
 
@@ -40,20 +42,9 @@ def test_packed_training_matches_plain_autograd():
     obs, actions = th.randn(T, M, O).double() * 2, th.eye(A)[th.randint(0, A, (T, M))].double()
     roles = th.rand(T, M, R).double()
     valid = (th.arange(T).unsqueeze(1) < th.tensor(lengths)).double()  # [T, M]
-    th.manual_seed(5)
-    packed = loss_many(models, obs, actions, [None, roles], packing=Packing.from_lengths(lengths, T, "cpu"))
-    (packed[0]["total"] + packed[1]["total"]).backward()
-    grads = [[p.grad.clone() for p in m.parameters()] for m in models]
-    for m in models:
-        m.zero_grad(set_to_none=True)
-    th.manual_seed(5)
-    plain = [plain_loss(models[0], obs, actions, None, valid), plain_loss(models[1], obs, actions, roles, valid)]
-    (plain[0] + plain[1]).backward()
-    for loss, reference in zip(packed, plain):
-        assert th.allclose(loss["total"], reference, rtol=1e-12)
-    for model, packed_grads in zip(models, grads):
-        for p, g in zip(model.parameters(), packed_grads):
-            assert p.grad is not None and th.allclose(g, p.grad, rtol=1e-9, atol=1e-12)
+    packing = Packing.from_lengths(lengths, T, "cpu")
+    assert_same_training(seeded_training(models, lambda: loss_many(models, obs, actions, [None, roles], packing=packing)),
+                         plain_reference(models, obs, actions, roles, valid))
 
 
 def test_packed_filtering_draws_the_same_latents():

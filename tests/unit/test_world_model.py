@@ -228,6 +228,34 @@ def plain_loss(model, obs, actions, roles, valid):
     return (total * valid).sum() / valid.sum()
 
 
+def seeded_training(models, compute):
+    """Losses from `compute()` under seed 5 (one list entry per model: a loss dict or a scalar), the
+    backward of their sum, and every parameter gradient: (totals, grads per model)."""
+    for m in models:
+        m.zero_grad(set_to_none=True)
+    th.manual_seed(5)  # the same draws for every form: model by model, step by step
+    totals = [loss["total"] if isinstance(loss, dict) else loss for loss in compute()]
+    sum(totals).backward()
+    for m in models:
+        assert all(p.grad is not None for p in m.parameters())
+    return totals, [[p.grad.clone() for p in m.parameters()] for m in models]
+
+
+def assert_same_training(result, reference):
+    """Equal losses (1e-12 relative) and gradients (1e-9) from two `seeded_training` results (fp64)."""
+    for loss, ref in zip(result[0], reference[0]):
+        assert th.allclose(loss, ref, rtol=1e-12)
+    for grads, ref_grads in zip(result[1], reference[1]):
+        for g, ref in zip(grads, ref_grads):
+            assert th.allclose(g, ref, rtol=1e-9, atol=1e-12)
+
+
+def plain_reference(models, obs, actions, roles, valid):
+    """This test module's own step-by-step autograd reference, trained as `seeded_training`."""
+    return seeded_training(models, lambda: [plain_loss(models[0], obs, actions, None, valid),
+                                            plain_loss(models[1], obs, actions, roles, valid)])
+
+
 def test_fused_training_matches_plain_autograd():
     """Both models' losses from the fused loop (hand-written backward through time) equal the plain
     step-by-step autograd version in value, sampling draws and every parameter gradient."""
@@ -236,31 +264,13 @@ def test_fused_training_matches_plain_autograd():
     models = [RSSM(O, A, 0, **sizes).double(), RSSM(O, A, R, **sizes).double()]
     obs, actions = th.randn(T, M, O).double() * 2, th.eye(A)[th.randint(0, A, (T, M))].double()
     roles, valid = th.rand(T, M, R).double(), (th.rand(T, M) > 0.2).double()
-    th.manual_seed(5)
-    fused = loss_many(models, obs, actions, [None, roles], valid)
-    (fused[0]["total"] + fused[1]["total"]).backward()
-    grads = [[p.grad.clone() for p in m.parameters()] for m in models]
-    for m in models:
-        m.zero_grad(set_to_none=True)
-    th.manual_seed(5)  # the same draws: model by model, step by step
-    plain = [plain_loss(models[0], obs, actions, None, valid), plain_loss(models[1], obs, actions, roles, valid)]
-    (plain[0] + plain[1]).backward()
-    for loss, reference in zip(fused, plain):
-        assert th.allclose(loss["total"], reference, rtol=1e-12)
-    for model, fused_grads in zip(models, grads):
-        for p, g in zip(model.parameters(), fused_grads):
-            assert p.grad is not None and th.allclose(g, p.grad, rtol=1e-9, atol=1e-12)
+    reference = plain_reference(models, obs, actions, roles, valid)
+    assert_same_training(seeded_training(models, lambda: loss_many(models, obs, actions, [None, roles], valid)),
+                         reference)
     # the library's plain path (wm_fused: false) is the same recurrence as this test's reference
-    for m in models:
-        m.zero_grad(set_to_none=True)
-    th.manual_seed(5)
-    library = [models[0].loss_plain(obs, actions, None, valid), models[1].loss_plain(obs, actions, roles, valid)]
-    (library[0]["total"] + library[1]["total"]).backward()
-    for loss, reference in zip(library, plain):
-        assert th.allclose(loss["total"], reference, rtol=1e-12)
-    for model, fused_grads in zip(models, grads):
-        for p, g in zip(model.parameters(), fused_grads):
-            assert th.allclose(g, p.grad, rtol=1e-9, atol=1e-12)
+    assert_same_training(seeded_training(models, lambda: [models[0].loss_plain(obs, actions, None, valid),
+                                                          models[1].loss_plain(obs, actions, roles, valid)]),
+                         reference)
 
 
 def test_update_uses_the_same_losses_as_separate_models():
