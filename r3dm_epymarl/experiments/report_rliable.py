@@ -104,10 +104,9 @@ def _map_group(map_name: str, runs: list[Run], metric: str) -> tuple[Group | Non
         notes.append(f"{map_name}: {what} on the {len(grid)} steps all runs share, up to {grid[-1]:g} "
                      f"(runs end at {ends})")
     values = np.concatenate([np.asarray(r.series[name][1], dtype=float) for r in runs])
-    if not is_rate(name) and (len(runs) == 1 or values.min() == values.max()):
-        # min-max over the map's own runs: one run (or one value) would be scored against itself
-        why = "a single run" if len(runs) == 1 else f"every logged value is {values.min():g}"
-        return None, [f"{map_name}: {why}: its {name} cannot be min-max normalised, no rliable statistics "
+    if not is_rate(name) and len(runs) == 1:
+        # min-max over the map's own runs: a single run would be scored against itself
+        return None, [f"{map_name}: a single run: its {name} cannot be min-max normalised, no rliable statistics "
                       "for this map (run more seeds or algorithms on it)"]
     group = Group(name=map_name, metric=name, tasks=[map_name], steps=grid, runs=by_algorithm, horizon=horizon,
                   seeds={a: [r.seed for r in rs] for a, rs in by_algorithm.items()}, finals={}, curves={},
