@@ -3,6 +3,10 @@
     python benchmarks/throughput.py                          # qmix cds acorm r3dm on 3s5z_vs_3s6z, 3000 steps each
     python benchmarks/throughput.py --steps 5000 --rounds 3  # longer, three interleaved rounds (ranges)
     python benchmarks/throughput.py --algos qmix r3dm --map 3m
+    python benchmarks/throughput.py --algos r3dm r3dm-padded --map 2s3z --rounds 3  # skipping padding
+
+`X-padded` is the plug-in algorithm X with `wm_skip_padding=False` (its world models compute on the
+padded steps of each batch too), so one invocation compares the two paths.
 
 One invocation runs every algorithm, each in a child process that this script starts (one after the
 other, never two at once): `--config=qmix` is the host's own QMIX, `cds`, `acorm`, `r3dm` the
@@ -51,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without install
 
 ALGORITHMS = ["qmix", "cds", "acorm", "r3dm"]
+PADDED = "-padded"  # name suffix: the same algorithm with wm_skip_padding=False
 PARTS = ("acting", "testing", "learning", "logging")
 
 
@@ -239,20 +244,32 @@ def algorithm_config(name: str) -> dict:
     return yaml.safe_load(path.read_text()) if path else {}
 
 
+def split_variant(name: str) -> tuple[str, list[str]]:
+    """`r3dm-padded` -> ("r3dm", ["wm_skip_padding=False"]); any other name -> (name, [])."""
+    if name.endswith(PADDED):
+        base = name[: -len(PADDED)]
+        if "wm_skip_padding" not in algorithm_config(base):
+            raise SystemExit(f"--algos {name}: {base} has no wm_skip_padding key, so no padded variant")
+        return base, ["wm_skip_padding=False"]
+    return name, []
+
+
 def child(opts):
     window = Window(opts)
     instrument_host(window)
     from r3dm_epymarl.launcher import launch
 
-    argv = [f"--config={opts.child}", "--env-config=smax", "with", f"env_args.map_name={opts.map}",
+    config, extra = split_variant(opts.child)
+    argv = [f"--config={config}", "--env-config=smax", "with", f"env_args.map_name={opts.map}",
             f"seed={opts.seed}", "t_max=1000000000", f"use_cuda={opts.cuda}", "save_model=False",
             f"log_interval={opts.log_interval}", f"runner_log_interval={opts.log_interval}",
             f"learner_log_interval={opts.log_interval}", f"test_interval={opts.test_interval}",
             f"test_nepisode={opts.test_nepisode}"]
-    if not opts.pretrain and "pretrain_encoder_steps" in algorithm_config(opts.child):
+    if not opts.pretrain and "pretrain_encoder_steps" in algorithm_config(config):
         argv += ["pretrain_encoder_steps=0", "pretrain_contrastive_steps=0"]
-    if "precision" in algorithm_config(opts.child):
+    if "precision" in algorithm_config(config):
         argv.append(f"precision={opts.precision}")
+    argv += extra
     launch(argv, host_name="pymarlzooplus", base_dir=opts.base_dir)
     if not window.done:
         raise SystemExit("the run ended before the measurement window closed")
@@ -324,6 +341,11 @@ def main(argv=None):
               f"{100 * share['logging']:9.1f} {100 * share['other']:7.1f}")
     print("(medians over rounds; x = env steps/s over the baseline's in the same round; shares of the window's "
           "wall time, exclusive)")
+    for algorithm in opts.algos:
+        if algorithm + PADDED in runs:
+            ratios = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(runs[algorithm], runs[algorithm + PADDED])]
+            print(f"skipping padding: {algorithm} / {algorithm}{PADDED} env steps/s = {statistics.median(ratios):.2f}x "
+                  f"(median of {len(ratios)} round(s), {min(ratios):.2f}-{max(ratios):.2f})")
 
 
 if __name__ == "__main__":

@@ -132,16 +132,25 @@ def test_rows_rejects_a_missing_algorithm():
     assert set(rows(text, 7)) == {"qmix", "cds"}
 
 
+def test_throughput_padded_variant_passes_the_key_to_the_child():
+    import throughput
+    assert throughput.split_variant("r3dm-padded") == ("r3dm", ["wm_skip_padding=False"])
+    assert throughput.split_variant("acorm") == ("acorm", [])
+    with pytest.raises(SystemExit, match="no wm_skip_padding key"):
+        throughput.split_variant("acorm-padded")
+
+
 def test_throughput_one_algorithm_through_the_host_run_loop():
-    """One short child run (~20 s): the host's loop is instrumented, the window closes, the row is printed."""
+    """One short child run (~20 s) of R3DM's padded variant: the host's loop is instrumented, the window
+    closes, the row is printed."""
     pytest.importorskip("jaxmarl")
     pytest.importorskip("pymarlzooplus")
-    out = run_script("throughput.py", "--algos", "r3dm", "--map", "3m", "--steps", "60", timeout=300)
-    table = rows(out, min_numbers=8)
-    assert set(table) == {"r3dm"}, out
+    out = run_script("throughput.py", "--algos", "r3dm-padded", "--map", "3m", "--steps", "60", timeout=300)
+    table = rows(out, min_numbers=8, names=("r3dm-padded",))
+    assert set(table) == {"r3dm-padded"}, out
     # env steps/s, (min-max), x baseline, (min-max), ep len, upd/s, % acting, testing, learning, logging, other
-    steps_per_s, ratio = table["r3dm"][0], table["r3dm"][3]
-    acting, testing, learning, logging, other = table["r3dm"][-5:]
+    steps_per_s, ratio = table["r3dm-padded"][0], table["r3dm-padded"][3]
+    acting, testing, learning, logging, other = table["r3dm-padded"][-5:]
     assert steps_per_s > 0 and ratio == 1.0, out
     assert acting > 0 and learning > 0 and abs(acting + testing + learning + logging + other - 100) < 0.5, out
 
