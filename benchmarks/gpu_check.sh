@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The device checks of issue #14 as one script (< 8 minutes on one H200), for a machine with a CUDA GPU.
+# The device checks (bf16 and CUDA speed, device placement) as one script (< 8 minutes on one H200), for a machine with a CUDA GPU.
 #   here, once:      bash benchmarks/gpu_wheels.sh        (the packages the device image lacks, into .whl/)
 #   device tool:     run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=540)
 # It runs the CUDA tests, learner_update.py on cuda in fp32 and bf16 (SC2 3s5z_vs_3s6z shapes; the host's

@@ -59,7 +59,7 @@ training, e.g. R3DM's world-model training; and the contrastive step) with times
 
 Skipping padding: for every `X` and `X-padded` pair, the median over rounds of X-padded's update time over
 X's in the same round (same batch).
-Targets of issue #8 are checked at the end: every plug-in algorithm's GFLOP/s >= host QMIX's, and at
+The performance targets (docs/PERFORMANCE.md) are checked at the end: every plug-in algorithm's GFLOP/s >= host QMIX's, and at
 the SC2 3s5z_vs_3s6z shapes R3DM <= 20x, ACORM <= 5x, CDS <= 4x QMIX per (amortised) update; with
 --scaling, R3DM's ratio to QMIX must grow no faster than N (ratio(N) / ratio(3) <= N / 3).
 """

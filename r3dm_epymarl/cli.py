@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     configs = sub.add_parser("configs", help="list the algorithm and env configs the plug-in adds")
     configs.add_argument("--keys", action="store_true", help="also list each algorithm's typed keys")
+    configs.add_argument("--markdown", action="store_true",
+                         help="print the key reference page (docs/CONFIG.md) as markdown")
 
     # Each experiment tool lives in its own module with `add_arguments(parser)` and `main(args) -> int`;
     # the modules import nothing heavy at the top, so building the parser stays cheap.
@@ -78,6 +80,11 @@ def _configs(args) -> int:
     from r3dm_epymarl.paths import config_dir
     from r3dm_epymarl.registry import ALGORITHMS
 
+    if args.markdown:
+        from r3dm_epymarl.config_docs import render
+
+        print(render(), end="")
+        return 0
     for algo in ALGORITHMS.values():
         print(f"{algo.name:12s} learner={algo.learner} mac={algo.mac} agent={algo.agent} mixer={algo.mixer}"
               + (f"  ({algo.notes})" if algo.notes else ""))

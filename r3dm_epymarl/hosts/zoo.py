@@ -1,6 +1,6 @@
 """PyMARLzoo+ (PyPI `pymarlzooplus`): its registries plus the small adapter for its interface.
 
-Differences bridged here (../shared/HOSTS.md): `mac.select_actions` returns `(actions, extras)`;
+Differences bridged here (measured against PyMARLzoo+ 1.1.0): `mac.select_actions` returns `(actions, extras)`;
 Sacred results go next to the calling script, so the launcher points them at a results dir; env
 factories get only `**env_args` and envs must have the SMAC-style API (`_smac_style`).
 """
