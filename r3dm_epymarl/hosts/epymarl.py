@@ -11,7 +11,7 @@ import types
 from pathlib import Path
 
 from r3dm_epymarl.errors import UserError
-from r3dm_epymarl.hosts import EPYMARL, Host
+from r3dm_epymarl.hosts.base import EPYMARL, Host
 
 # Files whose presence makes a directory an EPyMARL checkout.
 _MARKERS = ("src/main.py", "src/run.py", "src/learners/__init__.py", "src/config/default.yaml")

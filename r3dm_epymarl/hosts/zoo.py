@@ -11,7 +11,7 @@ import os
 import random
 from pathlib import Path
 
-from r3dm_epymarl.hosts import ZOO, Host
+from r3dm_epymarl.hosts.base import ZOO, Host
 
 
 class ZooHost(Host):
