@@ -52,7 +52,8 @@ def test_sc2v2_without_an_epymarl_checkout_gives_runs_line(capsys, zoo_available
 def test_an_out_folder_that_cannot_be_made_is_refused_before_any_cell(where, capsys, zoo_available, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
-    out = {"out under a file": blocker / "grid", "out is a file": blocker, "its report folder is a file": tmp_path}[where]
+    out = {"out under a file": blocker / "grid", "out is a file": blocker,
+           "its report folder is a file": tmp_path}[where]
     if where == "its report folder is a file":
         blocker.rename(tmp_path / "report")  # OUT/report, where the report goes after the cells
     fragment = {"out under a file": f"{blocker} is a file, not a folder",

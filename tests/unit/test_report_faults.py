@@ -3,46 +3,15 @@ named and skipped, and the report's numbers from the runs that can be read (issu
 report's "unclear" ones)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.experiments import report
-
-WON = report.WIN_RATE
-
-
-def write_run(folder: Path, status="COMPLETED", curves=None, name="qmix", seed=1, map_name="3m", t_max=1000,
-              metrics=None, resumed=None) -> Path:
-    """A Sacred FileStorage run folder; `curves`: metric -> (steps, values); `metrics`: metrics.json as
-    given (damaged ones); `resumed`: (folder, t_env) of the run it continues (resumed_from.json)."""
-    folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"status": status}))
-    (folder / "config.json").write_text(json.dumps({"name": name, "seed": seed, "t_max": t_max, "env": "smax",
-                                                    "env_args": {"map_name": map_name}}))
-    if metrics is None:
-        metrics = {m: {"steps": s, "values": v} for m, (s, v) in (curves or {}).items()}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    if resumed:
-        (folder / "resumed_from.json").write_text(json.dumps({"run_dir": str(resumed[0]), "t_env": resumed[1]}))
-    return folder
+from tests.sacred_folders import WON, table_row, two_good_runs, write_run
 
 
 def build(sources, out, **kwargs):
     return report.build_report([str(s) for s in sources], out=str(out), reps=200, **kwargs)
-
-
-def table_row(text: str, algorithm: str) -> list[str]:
-    """The per-map table's row of `algorithm` (before rliable's blocks, whose rows start alike), split."""
-    (row,) = [line.split() for line in text.split("== rliable:")[0].splitlines() if line.startswith(algorithm + " ")]
-    return row
-
-
-def two_good_runs(root: Path) -> None:
-    for seed, top in ((1, 0.2), (2, 0.6)):
-        write_run(root / f"good{seed}", seed=seed, curves={WON: ([0, 500, 1000], [0.0, top / 2, top])})
 
 
 # --- paths -----------------------------------------------------------------------------------------------
@@ -84,7 +53,8 @@ def test_out_and_export_where_they_cannot_be_written_are_one_line_before_any_out
 @pytest.mark.parametrize("content, fragment", [
     (None, "cannot read it (No such file or directory)"),
     ("map,algorithm\n3m,qmix\n", "no column final_test_win_rate"),
-    ("map,algorithm,final_test_win_rate\n3m,qmix,0.5\n3m,r3dm,high\n", "line 3: final_test_win_rate 'high' is not a number"),
+    ("map,algorithm,final_test_win_rate\n3m,qmix,0.5\n3m,r3dm,high\n",
+     "line 3: final_test_win_rate 'high' is not a number"),
     ("map,algorithm,final_test_win_rate\n3m\n", "line 2: final_test_win_rate None is not a number"),
 ])
 def test_a_missing_or_malformed_paper_csv_is_one_line_before_any_output(content, fragment, tmp_path):
@@ -130,7 +100,7 @@ def test_runs_whose_metrics_cannot_be_read_are_skipped_in_one_line_each(tmp_path
         f"report: skipping {short}: unreadable (ValueError: {short}/metrics.json: metric "
         f"'{WON}' has 3 steps but 1 values)",
     ]
-    assert table_row(text, "qmix")[:3] == ["qmix", "2", "0.400"], "the two readable runs (finals 0.2 and 0.6), the rest skipped"
+    assert table_row(text, "qmix")[:3] == ["qmix", "2", "0.400"], "the readable runs (finals 0.2, 0.6), no other"
 
 
 # --- what the report says about the runs it reads ---------------------------------------------------------
@@ -180,7 +150,8 @@ def test_a_run_in_a_resumed_seeds_curve_is_not_counted_as_left_out(tmp_path):
 
 def test_a_single_run_on_a_map_is_not_min_max_normalised(tmp_path):
     root = tmp_path / "runs"
-    write_run(root / "lbf", name="acorm", map_name="Foraging", curves={report.RETURN: ([0, 500, 1000], [1.0, 2.0, 3.0])})
+    write_run(root / "lbf", name="acorm", map_name="Foraging",
+              curves={report.RETURN: ([0, 500, 1000], [1.0, 2.0, 3.0])})
     text, files = build([root], tmp_path / "out")
     lines = text.splitlines()
     assert ("Foraging: a single run: its test_return_mean cannot be min-max normalised, no rliable statistics "
