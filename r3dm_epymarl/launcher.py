@@ -42,6 +42,14 @@ def find_config(host, subfolder: str, name: str) -> Path | None:
     return None
 
 
+def check_env_host(host, env_config: str) -> None:
+    """An env config only one host runs, asked of the other: one line saying which host (run and compare)."""
+    if env_config == "sc2v2" and host.name != "epymarl":
+        raise UserError(f"--env-config=sc2v2 (SMACv2) runs on the EPyMARL host only: {host.name} ships no "
+                        "SMACv2 env. Pass --epymarl PATH to an EPyMARL checkout (or set EPYMARL_PATH); "
+                        "without StarCraft II, use --env-config=smax")
+
+
 def resolve_configs(host, argv: list[str]) -> tuple[list[str], dict[str, Path]]:
     """Rewrite --config/--env-config to files the host can open; fail early on unknown names."""
     out, found = [], {}
@@ -50,10 +58,8 @@ def resolve_configs(host, argv: list[str]) -> tuple[list[str], dict[str, Path]]:
         if flag in _FLAGS and eq:
             subfolder = _FLAGS[flag]
             path = find_config(host, subfolder, name)
-            if path is None and flag == "--env-config" and name == "sc2v2" and host.name != "epymarl":
-                raise UserError(f"--env-config=sc2v2 (SMACv2) runs on the EPyMARL host only: {host.name} ships no "
-                                "SMACv2 env. Pass --epymarl PATH to an EPyMARL checkout (or set EPYMARL_PATH); "
-                                "without StarCraft II, use --env-config=smax")
+            if path is None and flag == "--env-config":
+                check_env_host(host, name)
             if path is None:
                 raise UserError(f"unknown {flag} '{name}': choose one of {', '.join(available(host, subfolder))}")
             found[flag] = path

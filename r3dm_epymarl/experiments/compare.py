@@ -127,16 +127,24 @@ def with_resume(cell: Cell, report=print) -> list[str]:
 
 
 def check_names(args) -> None:
-    """Unknown algorithm or env config names fail here, before any cell starts."""
+    """Unknown algorithm or env config names, and options that would be ignored, fail here, before any
+    cell starts."""
     from r3dm_epymarl.errors import UserError
     from r3dm_epymarl.hosts import get_host
-    from r3dm_epymarl.launcher import available, find_config
+    from r3dm_epymarl.launcher import available, check_env_host, find_config
 
+    if args.ray_address and args.backend != "ray":
+        raise UserError(f"--ray-address {args.ray_address} is for --backend ray (the {args.backend} backend runs "
+                        "every cell on this machine): add --backend ray, or drop --ray-address")
+    if args.checkpoint_interval < 0:
+        raise UserError(f"--checkpoint-interval {args.checkpoint_interval}: give the env steps between a cell's "
+                        "checkpoints, or 0 for none")
     host = get_host(args.host, args.epymarl)
     for name in args.algorithms:
         if find_config(host, "algs", name) is None:
             raise UserError(f"--algorithms: unknown config '{name}': choose from {', '.join(available(host, 'algs'))}")
     if find_config(host, "envs", args.env_config) is None:
+        check_env_host(host, args.env_config)
         raise UserError(f"--env-config: unknown config '{args.env_config}': choose from "
                         f"{', '.join(available(host, 'envs'))}")
     if args.jobs < 1:
@@ -275,6 +283,8 @@ def main(args) -> int:
 
     check_names(args)
     check_writable(args.out, "--out")  # a file where the grid's folder goes: one line, before any cell
+    if not args.no_report:  # and where its report goes, rather than after the cells trained
+        check_writable(Path(args.out) / "report", "--out")
     cells = make_cells(args)
     if args.dry_run:
         for cell in cells:

@@ -84,6 +84,9 @@ def finals_and_curves(runs: list[Run], name: str, grid: np.ndarray, horizon: flo
     return np.array(finals), np.stack(curves)
 
 
+NOT_SCORED = "no rliable statistics for this map"
+
+
 def _map_group(map_name: str, runs: list[Run], metric: str) -> tuple[Group | None, list[str]]:
     """One map's runs as a Group (seeds sorted), and what is unequal across its algorithms."""
     name = pick_metric(runs, metric)
@@ -106,8 +109,8 @@ def _map_group(map_name: str, runs: list[Run], metric: str) -> tuple[Group | Non
     values = np.concatenate([np.asarray(r.series[name][1], dtype=float) for r in runs])
     if not is_rate(name) and len(runs) == 1:
         # min-max over the map's own runs: a single run would be scored against itself
-        return None, [f"{map_name}: a single run: its {name} cannot be min-max normalised, no rliable statistics "
-                      "for this map (run more seeds or algorithms on it)"]
+        return None, [f"{map_name}: a single run: its {name} cannot be min-max normalised, {NOT_SCORED} "
+                      "(run more seeds or algorithms on it)"]
     group = Group(name=map_name, metric=name, tasks=[map_name], steps=grid, runs=by_algorithm, horizon=horizon,
                   seeds={a: [r.seed for r in rs] for a, rs in by_algorithm.items()}, finals={}, curves={},
                   scale=None if is_rate(name) else (float(values.min()), float(values.max())))
@@ -288,8 +291,10 @@ def render(stats: list[Stats], reps: Reps, seed: int, notes: list[str]) -> str:
         lines.append(f"normalised: {scaled[0].metric} min-max per map over all its runs' logged values before "
                      "aggregating (" + ", ".join(f"{g.name} {g.scale[0]:g}..{g.scale[1]:g} -> 0..1"
                                                  for g in scaled) + "); win rates as they are")
-    if notes:
-        lines.append("unequal runs, compared on what is common: " + "; ".join(notes))
+    unequal = [n for n in notes if NOT_SCORED not in n]
+    lines += [n for n in notes if NOT_SCORED in n]  # a map left out is not an inequality: its own line
+    if unequal:
+        lines.append("unequal runs, compared on what is common: " + "; ".join(unequal))
     for s in stats:
         g = s.group
         shape = ", ".join(f"{a} {s.group.finals[a].shape[0]}x{len(g.tasks)}" for a in s.points)

@@ -135,14 +135,14 @@ def _own_series(folder: Path) -> dict:
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
         if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
-            raise ValueError("metrics.json is not Sacred's {metric: {steps, values}}")
-        return checked_series({name: (m["steps"], m["values"]) for name, m in metrics.items()}, "metrics.json")
+            raise ValueError(f"{metrics_path} is not Sacred's {{metric: {{steps, values}}}}")
+        return checked_series({name: (m["steps"], m["values"]) for name, m in metrics.items()}, str(metrics_path))
     # older hosts keep the curves only in info.json as `key` / `key_T`
     info_path = folder / "info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     if not isinstance(info, dict):
-        raise ValueError("info.json is not a dict")
-    return checked_series({k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}, "info.json")
+        raise ValueError(f"{info_path} is not a dict")
+    return checked_series({k: (info[k + "_T"], info[k]) for k in info if k + "_T" in info}, str(info_path))
 
 
 def _file_chain(folder: Path, previous: Path | None, t: float, wall_s: float | None,

@@ -1,16 +1,17 @@
 """Role plots for a saved ACORM or R3DM checkpoint: the paper's qualitative view of the roles.
 
-PATH is a Sacred run folder (results/sacred/<name>/<map>/<id>/, its latest checkpoint is used unless
---step says otherwise) or a checkpoint folder (PyMARLzoo+: <run>/models[/<t_env>]; EPyMARL:
-results/models/<token>[/<t_env>]). The run's own config is launched again through the real host with
-`checkpoint_path=... evaluate=True test_nepisode=1`: one greedy test episode, no training, the host's
-runner and env. While it acts, the role controller reports each agent's trajectory embedding e and role
-embedding z at every step; the agents of each step are then clustered into `role_clusters` roles with
-the learner's own batched K-means (over e, as in training). Written: a PNG with (a) the PCA (2
-components) of every agent's z over the episode, one marker and track per agent, coloured by cluster,
-and (b) the cluster of each agent at each step; and an .npz beside it with the arrays
-(z [T, N, R], e [T, N, E], labels [T, N], ...). T counts the acting steps, including the final one at
-the terminal observation (the host selects an action there that is never executed).
+PATH is a Sacred run folder (results/sacred/<name>/<map>/<id>/, its newest intact checkpoint is used
+unless --step says otherwise; a half-written one is skipped, as `run` skips it) or a checkpoint folder
+(PyMARLzoo+: <run>/models[/<t_env>]; EPyMARL: results/models/<token>[/<t_env>]). The run's own config
+is launched again through the real host with `checkpoint_path=... evaluate=True test_nepisode=1`: one
+greedy test episode, no training, the host's runner and env. While it acts, the role controller reports
+each agent's trajectory embedding e and role embedding z at every step; the agents of each step are
+then clustered into `role_clusters` roles with the learner's own batched K-means (over e, as in
+training). Written: a PNG with (a) the PCA (2 components) of every agent's z over the episode, one
+marker and track per agent, coloured by cluster, and (b) the cluster of each agent at each step; and an
+.npz beside it with the arrays (z [T, N, R], e [T, N, E], labels [T, N], ...). T counts the acting
+steps, including the final one at the terminal observation (the host selects an action there that is
+never executed).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
                         help="the Sacred run that saved the checkpoint, when PATH is a checkpoint folder "
                              "whose run is not found next to it")
     parser.add_argument("--step", type=int, metavar="T_ENV",
-                        help="the checkpoint's t_env (default: the latest; the nearest saved one is used)")
+                        help="the checkpoint's t_env (default: the newest; the nearest intact one is used)")
     parser.add_argument("--out", metavar="PATH",
                         help="a folder, or a .png file (the .npz goes beside it); default: <run>/roles/")
     parser.add_argument("--seed", type=int, help="seed of the test episode (default: the run's seed)")

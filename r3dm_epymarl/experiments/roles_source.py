@@ -168,8 +168,8 @@ def _run_of_checkpoint(root: Path) -> Path | None:
     if root.name == "models" and _is_run(root.parent):
         return root.parent  # PyMARLzoo+
     steps = _step_dirs(root)
-    if steps:  # the newest checkpoint's manifest names its run
-        named = _manifest_run(steps[max(steps)])
+    for t_env in sorted(steps, reverse=True):  # the newest manifest names its run (a half-written one has none)
+        named = _manifest_run(steps[t_env])
         if named is not None:
             return named
     # EPyMARL: results/models/<token> beside results/sacred/<name>/<map>/<id>; the run's log names it.
@@ -186,15 +186,38 @@ def _run_of_checkpoint(root: Path) -> Path | None:
     return None
 
 
+def _saved_by_the_loop(steps: dict[int, Path]) -> bool:
+    """The checkpoints beside these were saved through the plug-in's run loop (one has a manifest): a
+    folder without one, or whose files do not match it, is then half-written or corrupt."""
+    from r3dm_epymarl.runs.checkpoints import MANIFEST
+
+    return any((d / MANIFEST).is_file() for root in {d.parent for d in steps.values()}
+               for d in _step_dirs(root).values())
+
+
 def _pick_step(steps: dict[int, Path], step: int | None) -> tuple[int, Path]:
-    if step is None:
-        t_env = max(steps)
-    else:
-        t_env = min(steps, key=lambda t: (abs(t - step), t))
-        if t_env != step:
-            print(f"r3dm-epymarl roles: no checkpoint at t_env={step}; using the nearest, t_env={t_env} "
-                  f"(saved: {', '.join(map(str, sorted(steps)))})", file=sys.stderr)
-    return t_env, steps[t_env]
+    """The newest checkpoint (with `step`: the nearest) that is intact, as `run` resumes (runs/loop.py):
+    each better-placed one that is half-written or corrupt is skipped in one line; none intact is a
+    UserError. Checkpoints saved without the plug-in's hooks have no manifest to check and are used as found."""
+    from r3dm_epymarl.runs.checkpoints import read_manifest
+
+    order = sorted(steps, reverse=True) if step is None else sorted(steps, key=lambda t: (abs(t - step), t))
+    verify = _saved_by_the_loop(steps)
+    broken = []
+    for t_env in order:
+        if verify:
+            try:
+                read_manifest(steps[t_env])
+            except ValueError as exc:
+                broken.append(str(exc))
+                print(f"r3dm-epymarl roles: skipping checkpoint {exc}", file=sys.stderr)
+                continue
+        if step is not None and t_env != step:
+            print(f"r3dm-epymarl roles: no {'intact ' if broken else ''}checkpoint at t_env={step}; using the "
+                  f"nearest, t_env={t_env} (saved: {', '.join(map(str, sorted(steps)))})", file=sys.stderr)
+        return t_env, steps[t_env]
+    raise UserError(f"no intact checkpoint to plot ({len(broken)} half-written or corrupt; the newest: {broken[0]}): "
+                    "pass a run or checkpoint folder holding an intact one, or train again with save_model=True")
 
 
 def check_has_roles(run_dir: Path, config: dict) -> None:

@@ -21,6 +21,9 @@ def get_host(name: str | None = None, epymarl_path: str | None = None) -> Host:
 
     if name not in (None, *HOST_NAMES):
         raise UserError(f"unknown host '{name}': use one of {', '.join(HOST_NAMES)}")
+    if name == ZOO and epymarl_path:  # it would be ignored: say so rather than run another host than meant
+        raise UserError(f"--host {ZOO} with --epymarl {epymarl_path}: --epymarl is an EPyMARL checkout, which "
+                        f"{ZOO} does not use: drop --epymarl, or use --host {EPYMARL}")
     checkout = epymarl_path or find_imported_checkout() or os.environ.get("EPYMARL_PATH")
     if name == EPYMARL or (name is None and checkout):
         return EPyMARLHost(checkout)

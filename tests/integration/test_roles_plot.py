@@ -61,6 +61,22 @@ def test_role_plot_from_a_tiny_acorm_checkpoint(acorm_run, tmp_path):
     assert [p.name for p in acorm_run.parent.iterdir() if p.name.isdigit()] == [acorm_run.name]
 
 
+def test_a_half_written_newest_checkpoint_falls_back_to_the_one_before(acorm_run, tmp_path):
+    """A kill while the newest checkpoint was saved (its agent.th cut short): the plot is of the one
+    before, through the real host, instead of the host's unpickling traceback."""
+    run = tmp_path / "results" / "sacred" / "acorm" / LBF_KEY / acorm_run.name
+    shutil.copytree(acorm_run, run)
+    saved = sorted(int(p.name) for p in (run / "models").iterdir())
+    assert len(saved) >= 2, saved
+    agent = run / "models" / str(saved[-1]) / "agent.th"
+    agent.write_bytes(agent.read_bytes()[: agent.stat().st_size // 2])
+    proc = cli("roles", str(run), "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    run_ok(proc)
+    assert f"skipping checkpoint {run / 'models' / str(saved[-1])}: agent.th does not match" in proc.stderr
+    _, npz = _outputs(proc)
+    _check_arrays(npz, "acorm", t_env=saved[-2])
+
+
 @pytest.mark.skipif(not os.environ.get("EPYMARL_PATH"),
                     reason="EPYMARL_PATH is not set (point it at a clone of github.com/uoe-agents/epymarl)")
 def test_role_plots_of_r3dm_through_epymarl(tmp_path):
@@ -151,6 +167,55 @@ def test_a_checkpoint_manifest_names_its_run_without_guessing(tmp_path, monkeypa
     assert find_source(token).run_dir == run and find_source(token).t_env == 175
     assert find_source(run).step_dir == token / "175"
     assert find_source(run, step=30).step_dir == token / "25"
+
+
+def _checkpointed_run(root: Path, steps=(100, 200, 300)) -> Path:
+    """A fake run whose checkpoints were saved through the plug-in's loop: each with its manifest."""
+    from r3dm_epymarl.runs.checkpoints import write_manifest
+
+    run = _fake_run(root, ACORM, checkpoint=False)
+    for t_env in steps:
+        folder = run / "models" / str(t_env)
+        folder.mkdir(parents=True)
+        for name in ("agent.th", "roles.th"):
+            (folder / name).write_bytes(f"{name} at {t_env}".encode())
+        write_manifest(folder, {"t_env": t_env, "sacred": {"run_dir": str(run)}})
+    return run
+
+
+def test_a_half_written_checkpoint_is_skipped_for_the_newest_intact_one(tmp_path, monkeypatch, capsys):
+    """As `run` resumes: a checkpoint whose files do not match its manifest (a kill mid-save), or with no
+    manifest beside ones that have it (the manifest is written last), is skipped in one line."""
+    from r3dm_epymarl.experiments.roles import find_source
+
+    monkeypatch.chdir(tmp_path)
+    run = _checkpointed_run(tmp_path)
+    (run / "models" / "300" / "agent.th").write_bytes(b"agent.th at")  # truncated
+    source = find_source(run)
+    assert (source.t_env, source.step_dir) == (200, run / "models" / "200")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"r3dm-epymarl roles: skipping checkpoint {run / 'models' / '300'}: agent.th does not match "
+                   "its manifest (corrupt or half-written)"]
+    assert find_source(run / "models").t_env == 200, "the checkpoint root: the same rule"
+    assert find_source(run, step=290).t_env == 200, "--step: the nearest intact one"
+    assert "no intact checkpoint at t_env=290; using the nearest, t_env=200" in capsys.readouterr().err
+    (run / "models" / "200" / "checkpoint.json").unlink()  # killed before its manifest
+    assert find_source(run).t_env == 100
+    assert "models/200: no checkpoint.json (a save that did not finish)" in capsys.readouterr().err
+
+
+def test_no_intact_checkpoint_is_one_line(tmp_path):
+    run = _checkpointed_run(tmp_path, steps=(100, 300))
+    for t_env in (100, 300):
+        (run / "models" / str(t_env) / "roles.th").write_bytes(b"")
+    proc = cli("roles", str(run), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["r3dm-epymarl roles"] * 2  # the two skipped, newest first
+    assert lines[-1].startswith("r3dm-epymarl: error: no intact checkpoint to plot (2 half-written or corrupt; "
+                                f"the newest: {run / 'models' / '300'}: roles.th does not match its manifest")
+    step = cli("roles", str(run / "models" / "100"), cwd=tmp_path)  # the one folder given: the same line
+    assert step.returncode == 2 and "no intact checkpoint to plot (1 half-written" in step.stderr.splitlines()[-1]
 
 
 # --- refusals: one line, exit code 2, before any host starts ---------------------------------------

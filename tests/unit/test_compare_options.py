@@ -1,0 +1,71 @@
+"""`compare` options it would ignore or misread, and an --out it cannot write: one line, exit 2, before
+any cell starts or folder is made (issue 28, items 7 and 8). --dry-run keeps a regression from training."""
+from __future__ import annotations
+
+import pytest
+
+from r3dm_epymarl.cli import main
+
+GRID = ["compare", "--algorithms", "qmix", "--maps", "3m", "--seeds", "1", "--dry-run"]
+
+
+def _refused(capsys, argv, *fragments) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("r3dm-epymarl: error: "), captured.err
+    assert "python -m r3dm_epymarl" not in captured.out, "no cell command was printed"
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("options, fragments", [
+    (["--ray-address", "10.0.0.1:6379"], ["--ray-address 10.0.0.1:6379 is for --backend ray", "add --backend ray"]),
+    (["--backend", "local", "--ray-address", "auto"], ["--ray-address auto is for --backend ray", "local backend"]),
+    (["--checkpoint-interval", "-100"], ["--checkpoint-interval -100", "or 0 for none"]),
+])
+def test_options_that_would_be_ignored_or_misread_are_refused(options, fragments, capsys, zoo_available, tmp_path):
+    _refused(capsys, [*GRID, "--host", "pymarlzooplus", "--out", str(tmp_path / "grid"), *options], *fragments)
+    assert not (tmp_path / "grid").exists()
+
+
+def test_an_epymarl_checkout_for_the_pymarlzooplus_host_is_refused_on_every_entry_path(capsys, zoo_available,
+                                                                                       tmp_path):
+    fragments = ["--host pymarlzooplus with --epymarl", "drop --epymarl, or use --host epymarl"]
+    _refused(capsys, [*GRID, "--host", "pymarlzooplus", "--epymarl", str(tmp_path), "--out", str(tmp_path / "grid")],
+             *fragments)
+    assert not (tmp_path / "grid").exists()
+    _refused(capsys, ["run", "--host", "pymarlzooplus", "--epymarl", str(tmp_path), "--config=qmix",
+                      "--env-config=nowhere"], *fragments)  # nowhere: a regression stops there, untrained
+
+
+def test_sc2v2_without_an_epymarl_checkout_gives_runs_line(capsys, zoo_available, monkeypatch, tmp_path):
+    monkeypatch.delenv("EPYMARL_PATH", raising=False)
+    line = _refused(capsys, [*GRID, "--env-config", "sc2v2", "--out", str(tmp_path / "grid")],
+                    "--env-config=sc2v2 (SMACv2) runs on the EPyMARL host only", "--epymarl PATH", "smax")
+    assert main(["run", "--config=qmix", "--env-config=sc2v2"]) == 2
+    assert capsys.readouterr().err.strip() == line, "the same line as `run`"
+
+
+@pytest.mark.parametrize("where", ["out under a file", "out is a file", "its report folder is a file"])
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_cell(where, capsys, zoo_available, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    out = {"out under a file": blocker / "grid", "out is a file": blocker,
+           "its report folder is a file": tmp_path}[where]
+    if where == "its report folder is a file":
+        blocker.rename(tmp_path / "report")  # OUT/report, where the report goes after the cells
+    fragment = {"out under a file": f"{blocker} is a file, not a folder",
+                "out is a file": f"--out {blocker}: that is a file",
+                "its report folder is a file": f"--out {tmp_path / 'report'}: that is a file"}[where]
+    _refused(capsys, [*GRID, "--host", "pymarlzooplus", "--out", str(out)], fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker" if where != "its report folder is a file"
+                                                          else "report"]
+
+
+def test_good_options_still_give_the_cells(capsys, zoo_available, tmp_path):
+    assert main([*GRID, "--host", "pymarlzooplus", "--checkpoint-interval", "0", "--out", str(tmp_path / "grid")]) == 0
+    (command,) = capsys.readouterr().out.strip().splitlines()
+    assert "--config=qmix --env-config=smax with env_args.map_name=3m seed=1" in command
+    assert "save_model" not in command, "interval 0: no checkpoints"
