@@ -28,7 +28,7 @@ def paper_results() -> Path:
 
 
 def published_curves() -> Path:
-    """The published StarCraft II test win-rate curves (experiments/report_paper.py says how it is made)."""
+    """The published StarCraft II test win-rate curves (experiments/report/paper.py says how it is made)."""
     return _PKG / "data" / "published_curves.csv"
 
 

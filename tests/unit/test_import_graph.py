@@ -36,7 +36,11 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [f"{module}.{alias.name}" for alias in node.names] + [module]
+            targets = [f"{module}.{alias.name}" for alias in node.names]
+            # `from pkg import submodule` imports the submodule (a parent package's __init__ runs for any
+            # submodule import, which is not an edge here); `from pkg import name` imports pkg itself.
+            if any(target not in known for target in targets):
+                targets.append(module)
         else:
             continue
         for target in targets:

@@ -127,7 +127,7 @@ def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
 
 
 def test_probability_of_improvement_on_sacred_runs(runs_dir):
-    from r3dm_epymarl.experiments import report_rliable as rl
+    from r3dm_epymarl.experiments.report import rliable as rl
 
     runs = [r for r in report.load_file_runs(runs_dir) if r.status == "COMPLETED"]
     groups, notes = rl.map_groups(runs)
@@ -170,7 +170,7 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
 
     import shutil
 
-    from r3dm_epymarl.experiments.report_runs import drop_continued, load_file_runs
+    from r3dm_epymarl.experiments.report.runs import drop_continued, load_file_runs
 
     def sacred(folder, status, steps, values, resumed=None, times=None):
         folder.mkdir(parents=True)
@@ -212,7 +212,7 @@ def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_p
     runs = drop_continued(load_file_runs(moved))
     assert [r.series["test_battle_won_mean"] for r in runs] == [stitched]
     assert [(r.wall_s, r.segments) for r in runs] == [(pytest.approx(720.5), 3)]
-    from r3dm_epymarl.experiments.report_runs import wall_seconds
+    from r3dm_epymarl.experiments.report.runs import wall_seconds
 
     assert wall_seconds({"start_time": "yesterday", "stop_time": "2026-11-29T10:00:00"}) is None  # no crash
     assert wall_seconds({"heartbeat": "2026-11-29T10:00:00"}) is None

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from r3dm_epymarl.experiments import report
-from r3dm_epymarl.experiments import report_diagnostics as diag
+from r3dm_epymarl.experiments.report import diagnostics as diag
 from tests.conftest import assert_real_png, cli, run_ok
 from tests.unit.test_report_rliable import STEPS, T_MAX, flat, load, ramp, write_run
 

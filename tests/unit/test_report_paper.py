@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from r3dm_epymarl.experiments import report, report_paper
+from r3dm_epymarl.experiments import report
+from r3dm_epymarl.experiments.report import paper as report_paper
 
 SHARED = Path("/work/shared/published/curves.csv")  # the shared long table, where this machine has it
 
@@ -75,7 +76,7 @@ def runs_300k(tmp_path_factory):
 
 def test_paper_prints_the_published_values_at_the_runs_budget_and_draws_the_curves(runs_300k, tmp_path,
                                                                                    monkeypatch):
-    from r3dm_epymarl.experiments import report_plots
+    from r3dm_epymarl.experiments.report import plots as report_plots
 
     drawn = {}
     original = report_plots.save

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from r3dm_epymarl.experiments import report
-from r3dm_epymarl.experiments import report_rliable as rl
+from r3dm_epymarl.experiments.report import rliable as rl
 from tests.conftest import assert_real_png, cli, run_ok
 
 T_MAX = 1000

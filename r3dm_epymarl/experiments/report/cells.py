@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
-from r3dm_epymarl.experiments.report_runs import Run
+from r3dm_epymarl.experiments.report.runs import Run
 
 class Cell(NamedTuple):
     """One row of cells.csv; the fields are its columns."""
@@ -35,7 +35,7 @@ class Cell(NamedTuple):
 def cell_rows(runs: list[Run], metrics: dict[str, str]) -> list[Cell]:
     """The cells of `runs` (already chosen by status, continued runs dropped); `metrics`: the map -> test
     metric that report.aggregate picked. Runs without that metric are left out."""
-    from r3dm_epymarl.experiments.report import area_under_curve, final_value
+    from r3dm_epymarl.experiments.report.metrics import area_under_curve, final_value
 
     cells = []
     for run in sorted(runs, key=lambda r: (r.map, r.algorithm, r.seed)):

@@ -2,7 +2,7 @@
 profiles) and efficiency.png (IQM sample-efficiency curves), one panel per map and one over all maps."""
 from __future__ import annotations
 
-from r3dm_epymarl.experiments.report_rliable import ALL_MAPS, TAUS, Group, Stats, ordered
+from r3dm_epymarl.experiments.report.rliable import ALL_MAPS, TAUS, Group, Stats, ordered
 
 
 def _figure(count: int):

@@ -9,10 +9,10 @@ One table per map, one row per algorithm (the run's `name`), over the seeds foun
   seeds that reach it, with how many did.
 With `--paper`, the published StarCraft II numbers (SMAC/SMACv2, not SMAX) are shown beside them and
 drawn as dashed lines on the curves. Then rliable's IQM, CIs, P(X > Y), profiles and curves per map
-and over all maps (report_rliable.py), `--export marl-eval` (report_marl_eval.py), and what the
+and over all maps (rliable.py), `--export marl-eval` (marl_eval.py), and what the
 role-based learners logged beside the win rate: intrinsic reward per term, role cluster sizes, both
-world models' losses (report_diagnostics.py). cells.csv and a "per seed" block hold each cell's final,
-AUC and wall time, resumed runs summed (report_cells.py).
+world models' losses (diagnostics.py). cells.csv and a "per seed" block hold each cell's final,
+AUC and wall time, resumed runs summed (cells.py).
 """
 from __future__ import annotations
 
@@ -21,14 +21,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from r3dm_epymarl.experiments.report_runs import (  # noqa: F401 (load_file_runs, load_mongo_runs re-exported)
-    Run, drop_continued, load_file_runs, load_mongo_runs,
+from r3dm_epymarl.experiments.report.metrics import (
+    RETURN, WIN_RATE, area_under_curve, final_value, is_rate, mean_ci, mean_curve, pick_metric, safe_name, steps_to,
 )
+from r3dm_epymarl.experiments.report.runs import Run, drop_continued, load_file_runs, load_mongo_runs
 
 HELP = "tables per map (with rliable's IQM, CIs, P(X > Y)), a CSV and PNGs from Sacred runs (folders or MongoDB)"
-WIN_RATE = "test_battle_won_mean"
-RETURN = "test_return_mean"
-LAST_FRACTION = 0.05  # "final" = mean over the last 5% of training steps
 
 
 def add_arguments(parser) -> None:
@@ -56,47 +54,6 @@ def add_arguments(parser) -> None:
                         help="also write the runs for another tool: marl-eval FILE.json (id-marl-eval's layout)")
 
 
-# --- statistics ----------------------------------------------------------------------------------------
-
-def ci_half_width(sd, n: int):
-    """Half-width of the 95% Student-t interval of a mean of n >= 2 values with sample std `sd`
-    (a float, or an array of them)."""
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% Student-t interval (nan for fewer than two values)."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, ci_half_width(sd, n)
-
-
-def final_value(steps: list[float], values: list[float], horizon: float | None) -> float:
-    """Mean of the values logged in the last 5% of the horizon (t_max, else the last step)."""
-    end = horizon if horizon else steps[-1]
-    window = [v for s, v in zip(steps, values) if s >= (1 - LAST_FRACTION) * end]
-    return sum(window) / len(window) if window else values[-1]
-
-
-def area_under_curve(steps: list[float], values: list[float]) -> float:
-    """Trapezoid area divided by the steps covered: the curve's average height."""
-    if len(steps) < 2 or steps[-1] == steps[0]:
-        return values[-1]
-    area = sum((steps[i + 1] - steps[i]) * (values[i] + values[i + 1]) / 2 for i in range(len(steps) - 1))
-    return area / (steps[-1] - steps[0])
-
-
-def steps_to(steps: list[float], values: list[float], threshold: float) -> float | None:
-    return next((s for s, v in zip(steps, values) if v >= threshold), None)
-
-
 @dataclass
 class Row:
     map: str
@@ -110,12 +67,6 @@ class Row:
     reached: int
     paper: float | None = None
     partial: list[str] = field(default_factory=list)  # the seeds whose run did not complete (--status any)
-
-
-def pick_metric(runs: list[Run], wanted: str) -> str:
-    if wanted != "auto":
-        return wanted
-    return WIN_RATE if any(WIN_RATE in r.series for r in runs) else RETURN
 
 
 def aggregate(runs: list[Run], metric: str = "auto", threshold: float | None = None) -> list[Row]:
@@ -145,8 +96,8 @@ def aggregate(runs: list[Run], metric: str = "auto", threshold: float | None = N
 # --- published numbers ---------------------------------------------------------------------------------
 
 def load_paper(path: str | None) -> dict[tuple[str, str], float]:
-    """(map, algorithm), both lower-case -> published final test win rate on StarCraft II (report_paper.py)."""
-    from r3dm_epymarl.experiments.report_paper import load_finals
+    """(map, algorithm), both lower-case -> published final test win rate on StarCraft II (paper.py)."""
+    from r3dm_epymarl.experiments.report.paper import load_finals
 
     return load_finals(path)
 
@@ -203,7 +154,7 @@ CSV_COLUMNS = ["map", "algorithm", "metric", "seeds", "final_mean", "final_ci95"
 
 def write_csv(rows: list[Row], path: Path, stats: list | None = None) -> None:
     """report.csv: a row per (map, algorithm), plus rliable's columns and "all maps" rows given `stats`."""
-    from r3dm_epymarl.experiments import report_rliable as rl
+    from r3dm_epymarl.experiments.report import rliable as rl
 
     by_map = {s.group.name: s for s in stats or []}
     with open(path, "w", newline="") as f:
@@ -218,19 +169,6 @@ def write_csv(rows: list[Row], path: Path, stats: list | None = None) -> None:
         writer.writerows(rl.all_maps_csv_rows(stats or [], len(CSV_COLUMNS)))
 
 
-def mean_curve(curves: list[tuple[list[float], list[float]]]):
-    """Seeds resampled on the steps they all cover: grid [G], mean [G], 95% CI half-width [G]."""
-    import numpy as np
-
-    end = min(s[-1] for s, _ in curves)
-    grid = np.unique(np.concatenate([np.asarray(s, dtype=float) for s, _ in curves]))
-    grid = grid[grid <= end]
-    ys = np.stack([np.interp(grid, s, v) for s, v in curves])  # [seeds, G]
-    n = len(curves)
-    half = ci_half_width(ys.std(axis=0, ddof=1), n) if n > 1 else np.zeros(len(grid))
-    return grid, ys.mean(axis=0), half
-
-
 def plot_curves(runs: list[Run], rows: list[Row], out: Path, published: dict | None = None) -> list[Path]:
     """curves_<map>.png: each algorithm's mean and CI band; with `published` ((map, algorithm) ->
     report_paper.Curve), the published StarCraft II curve dashed on the runs' step axis, else the
@@ -240,8 +178,8 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path, published: dict | N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from r3dm_epymarl.experiments.report_paper import draw as draw_published
-    from r3dm_epymarl.experiments.report_plots import save
+    from r3dm_epymarl.experiments.report.paper import draw as draw_published
+    from r3dm_epymarl.experiments.report.plots import save
 
     written = []
     for map_name in sorted({r.map for r in rows}):
@@ -279,13 +217,39 @@ def plot_curves(runs: list[Run], rows: list[Row], out: Path, published: dict | N
     return written
 
 
-def is_rate(metric: str) -> bool:
-    return "won" in metric or "win_rate" in metric
+def check_options(reps: int | None, export: tuple[str, str] | None) -> None:
+    """One clear UserError for a bad --reps or --export, before any work."""
+    from r3dm_epymarl.errors import UserError
+    from r3dm_epymarl.experiments.report.marl_eval import FORMATS
+
+    if reps is not None and reps < 1:
+        raise UserError(f"--reps {reps}: the number of bootstrap resamples must be a positive integer")
+    if export and export[0] not in FORMATS:
+        raise UserError(f"--export {export[0]}: unknown format, use one of: {', '.join(FORMATS)}")
 
 
-def safe_name(name: str) -> str:
-    """`name` as one path component (map ids such as lbforaging:Foraging-8x8-3p-3f-v3 hold colons)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def rliable_report(runs: list[Run], metric: str, out, reps: int | None = None, seed: int = 0,
+                   per_seed: bool = False, export: tuple[str, str] | None = None) -> tuple[str, list, list]:
+    """rliable's estimates, with profiles.png, efficiency.png and improvement.csv written to `out`
+    (and the `export` (format, file)); return the printed block, the Stats and the files written."""
+    from r3dm_epymarl.experiments.report import marl_eval
+    from r3dm_epymarl.experiments.report import plots
+    from r3dm_epymarl.experiments.report import rliable as rl
+
+    block, stats = rl.estimate_all(runs, metric, reps, seed)
+    if not stats:  # no map could be scored (the block says why): nothing to draw or export
+        return block, stats, []
+    out = Path(out)
+    files = [out / "profiles.png", out / "improvement.csv"]
+    plots.plot_profiles(stats, files[0])
+    rl.write_improvement_csv(stats, files[1])
+    if plots.plot_efficiency(stats, out / "efficiency.png", per_seed):
+        files.append(out / "efficiency.png")
+    if export:
+        path, export_notes = marl_eval.export(*export, [s.group for s in stats if s.group.name != rl.ALL_MAPS])
+        files.append(path)
+        block += "".join(f"\n{note}" for note in export_notes)
+    return block, stats, files
 
 
 def build_report(sources: list[str], mongo: str | None = None, metric: str = "auto",
@@ -295,13 +259,13 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     """Load, aggregate, estimate (rliable), write the CSVs, PNGs and any export; return the printed
     text and the files written. Bad options, paths and --paper CSVs fail first, in one line."""
     from r3dm_epymarl.errors import UserError
-    from r3dm_epymarl.experiments import report_paper
-    from r3dm_epymarl.experiments import report_rliable as rl
-    from r3dm_epymarl.experiments.report_cells import cell_rows, cells_block, write_cells_csv
-    from r3dm_epymarl.experiments.report_diagnostics import diagnostics_report
+    from r3dm_epymarl.experiments.report import paper as report_paper
+    from r3dm_epymarl.experiments.report import rliable as rl
+    from r3dm_epymarl.experiments.report.cells import cell_rows, cells_block, write_cells_csv
+    from r3dm_epymarl.experiments.report.diagnostics import diagnostics_report
     from r3dm_epymarl.paths import check_writable
 
-    rl.check_options(reps, export)
+    check_options(reps, export)
     check_writable(out, "--out")
     if export:
         check_writable(export[1], f"--export {export[0]}", is_file=True)
@@ -330,7 +294,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
         row.paper = published.get((row.map.lower(), row.algorithm.lower()))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    block, stats, rliable_files = rl.rliable_report(kept, metric, out_dir, reps, seed, per_seed, export)
+    block, stats, rliable_files = rliable_report(kept, metric, out_dir, reps, seed, per_seed, export)
     write_csv(rows, out_dir / "report.csv", stats)
     cells = cell_rows(kept, {r.map: r.metric for r in rows})
     write_cells_csv(cells, out_dir / "cells.csv")

@@ -35,7 +35,7 @@ def is_diagnostic(name: str) -> bool:
 def summarise(steps: list[float], values: list[float]) -> tuple[float, float, float]:
     """(early, late, over training) of one logged curve. A window that holds no logged point takes the
     point nearest to it (the first, or the last)."""
-    from r3dm_epymarl.experiments.report import area_under_curve
+    from r3dm_epymarl.experiments.report.metrics import area_under_curve
 
     start, end = steps[0], steps[-1]
     span = end - start
@@ -124,8 +124,8 @@ def plot(runs, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from r3dm_epymarl.experiments.report import mean_curve, safe_name
-    from r3dm_epymarl.experiments.report_plots import save
+    from r3dm_epymarl.experiments.report.metrics import mean_curve, safe_name
+    from r3dm_epymarl.experiments.report.plots import save
 
     files = []
     for map_name in sorted({r.map for r in runs}):

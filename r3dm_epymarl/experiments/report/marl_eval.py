@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from r3dm_epymarl.experiments.report import RETURN, WIN_RATE
+from r3dm_epymarl.experiments.report.metrics import RETURN, WIN_RATE
 
 FORMATS = ("marl-eval",)
 METRIC_NAMES = {WIN_RATE: "win_rate", RETURN: "return"}  # marl-eval's usual names; others kept as logged
@@ -48,8 +48,8 @@ def shared_seeds(group) -> tuple[dict[str, list], str | None]:
 
 
 def marl_eval_layout(groups) -> tuple[dict, list[str]]:
-    """env -> map -> algorithm -> "seed_<k>" -> run entry from report_rliable's per-map Groups, and notes."""
-    from r3dm_epymarl.experiments.report_rliable import finals_and_curves
+    """env -> map -> algorithm -> "seed_<k>" -> run entry from rliable.py's per-map Groups, and notes."""
+    from r3dm_epymarl.experiments.report.rliable import finals_and_curves
 
     layout: dict = {}
     notes = []

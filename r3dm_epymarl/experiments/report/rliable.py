@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from r3dm_epymarl.experiments.report import final_value, is_rate, pick_metric
-from r3dm_epymarl.experiments.report_runs import Run
+from r3dm_epymarl.experiments.report.metrics import final_value, is_rate, pick_metric
+from r3dm_epymarl.experiments.report.runs import Run
 
 ALL_MAPS = "all maps"
 R3DM = "r3dm"  # listed first wherever it is present
@@ -342,42 +342,11 @@ def write_improvement_csv(stats: list[Stats], path) -> None:
                 writer.writerow([s.group.name, x, y, p, low, high])
 
 
-def check_options(reps: int | None, export: tuple[str, str] | None) -> None:
-    """One clear UserError for a bad --reps or --export, before any work."""
-    from r3dm_epymarl.errors import UserError
-    from r3dm_epymarl.experiments.report_marl_eval import FORMATS
-
-    if reps is not None and reps < 1:
-        raise UserError(f"--reps {reps}: the number of bootstrap resamples must be a positive integer")
-    if export and export[0] not in FORMATS:
-        raise UserError(f"--export {export[0]}: unknown format, use one of: {', '.join(FORMATS)}")
-
-
-def rliable_report(runs: list[Run], metric: str, out, reps: int | None = None, seed: int = 0,
-                   per_seed: bool = False, export: tuple[str, str] | None = None) -> tuple[str, list[Stats], list]:
-    """Estimate per map and over all maps, write profiles.png, efficiency.png and improvement.csv to
-    `out` (and the `export` (format, file)); return the printed block, the Stats (maps, then all maps)
-    and the files written."""
-    from pathlib import Path
-
-    from r3dm_epymarl.experiments import report_marl_eval, report_plots
-
+def estimate_all(runs: list[Run], metric: str, reps: int | None = None,
+                 seed: int = 0) -> tuple[str, list[Stats]]:
+    """Estimate per map and over all maps: the printed block and the Stats (maps, then all maps)."""
     chosen = default_reps(reps)
     groups, notes = map_groups(runs, metric)
     overall, more = all_maps_group(groups)
     stats = [estimate(g, chosen, seed) for g in groups + ([overall] if overall else [])]
-    out = Path(out)
-    if not stats:  # no map could be scored (notes say why): nothing to draw or export
-        return render(stats, chosen, seed, notes + more), stats, []
-    files = [out / "profiles.png", out / "improvement.csv"]
-    report_plots.plot_profiles(stats, files[0])
-    write_improvement_csv(stats, files[1])
-    if report_plots.plot_efficiency(stats, out / "efficiency.png", per_seed):
-        files.append(out / "efficiency.png")
-    block = render(stats, chosen, seed, notes + more)
-    if export:
-        path, export_notes = report_marl_eval.export(*export, [s.group for s in stats if s.group.name != ALL_MAPS])
-        files.append(path)
-        block += "".join(f"\n{note}" for note in export_notes)
-    return block, stats, files
-
+    return render(stats, chosen, seed, notes + more), stats

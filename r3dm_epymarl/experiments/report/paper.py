@@ -10,7 +10,7 @@ SMAC/SMACv2 on StarCraft II (the R3DM repository's exports), a reference, not th
   min/max band over the seeds (R3DM, ACORM, QMIX on most maps), those three; where it holds only
   per-seed curves, `mean` is their mean at the steps every seed covers, min/max are empty and
   `seeds` says how many. Regenerate it from the shared long table (README beside it) with
-      python -m r3dm_epymarl.experiments.report_paper PATH/TO/published/curves.csv
+      python -m r3dm_epymarl.experiments.report.paper PATH/TO/published/curves.csv
 
 Maps match by name, case-insensitively (SMAX's maps mirror SMAC's: 5m_vs_6m, 3s5z_vs_3s6z, ...).
 """
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m r3dm_epymarl.experiments.report_paper SHARED/published/curves.csv", file=sys.stderr)
+        print("usage: python -m r3dm_epymarl.experiments.report.paper SHARED/published/curves.csv", file=sys.stderr)
         return 2
     count = build_curves(Path(args[0]), published_curves())
     print(f"wrote {published_curves()} ({count} rows)")
