@@ -1,7 +1,7 @@
 """MongoDB logging through a real host run, against a real MongoDB wire-protocol server over a socket."""
 import pytest
 
-from tests.conftest import LBF_KEY, cli, free_port, metrics, run_ok, sacred_runs, zoo_train
+from tests.helpers import LBF_KEY, cli, free_port, metrics, run_ok, sacred_runs, zoo_train
 
 pymongo = pytest.importorskip("pymongo")
 gridfs = pytest.importorskip("gridfs")

@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 
 from r3dm_epymarl.cli import main
-from tests.conftest import cli
+from tests.helpers import cli
 
 
 def _one_clean_line(capsys):

@@ -12,7 +12,7 @@ from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.hosts import REGISTRY_MODULES, Host
 from r3dm_epymarl.paths import config_dir
 from r3dm_epymarl.registry import ALGORITHMS, COMPONENTS, RegistrationError, _REGISTERED, register
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_import_is_lazy():

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from r3dm_epymarl.experiments import report
-from tests.conftest import assert_real_png, cli, run_ok
+from tests.helpers import assert_real_png, cli, run_ok
 
 T_MAX = 1000
 STEPS = list(range(0, T_MAX + 1, 100))

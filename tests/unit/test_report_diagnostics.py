@@ -8,7 +8,7 @@ import pytest
 
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments import report_diagnostics as diag
-from tests.conftest import assert_real_png, cli, run_ok
+from tests.helpers import assert_real_png, cli, run_ok
 from tests.unit.test_report_rliable import STEPS, T_MAX, flat, load, ramp, write_run
 
 

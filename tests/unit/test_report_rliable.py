@@ -11,7 +11,7 @@ import pytest
 
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments import report_rliable as rl
-from tests.conftest import assert_real_png, cli, run_ok
+from tests.helpers import assert_real_png, cli, run_ok
 
 T_MAX = 1000
 STEPS = list(range(0, T_MAX + 1, 100))  # 11 evaluations
