@@ -6,61 +6,14 @@ import pytest
 
 from r3dm_epymarl.experiments import report
 from tests.helpers import assert_real_png, cli, run_ok
+from tests.report_runs import write_sacred_runs
 
-T_MAX = 1000
-STEPS = list(range(0, T_MAX + 1, 100))
 T_975 = {2: 4.302653, 4: 2.776445}  # Student t quantiles for 2 and 4 degrees of freedom
-
-
-def _ramp(top):  # a straight line from 0 to `top` over training
-    return [top * s / T_MAX for s in STEPS]
-
-
-def _step_at_300():
-    return [0.0 if s < 300 else 1.0 for s in STEPS]
-
-
-SYNTHETIC = [
-    # (algorithm, map, seed, metric, values, fails)
-    *[("qmix", "5m_vs_6m", seed, report.WIN_RATE, _ramp(top), False) for seed, top in ((1, 0.2), (2, 0.4), (3, 0.6))],
-    *[("r3dm", "5m_vs_6m", seed, report.WIN_RATE, _step_at_300(), False) for seed in (1, 2, 3)],
-    ("r3dm", "5m_vs_6m", 4, report.WIN_RATE, _ramp(0.0), True),  # a failed run: left out
-    *[("acorm", "Foraging-8x8-3p-3f-v3", seed, report.RETURN, _ramp(0.1 * seed), False) for seed in range(1, 6)],
-]
-
-
-def _write_runs(file_root, observer=None):
-    """The synthetic runs through real Sacred experiments (file storage, and Mongo if given)."""
-    from sacred import Experiment
-    from sacred.observers import FileStorageObserver
-
-    for algorithm, map_name, seed, metric, values, fails in SYNTHETIC:
-        env_args = {"key": f"lbforaging:{map_name}"} if metric == report.RETURN else {"map_name": map_name}
-        ex = Experiment("synthetic", save_git_info=False)
-        ex.add_config({"name": algorithm, "seed": seed, "t_max": T_MAX, "env_args": env_args})
-        ex.observers.append(FileStorageObserver(str(file_root / algorithm / map_name)))
-        if observer is not None:
-            ex.observers.append(observer())
-
-        def body(_run, metric=metric, values=values, fails=fails):
-            for step, value in zip(STEPS, values):
-                _run.log_scalar(metric, value, step)
-            _run.log_scalar("loss_td", 1.0, 0)
-            if fails:
-                raise RuntimeError("diverged")
-
-        ex.main(body)
-        if fails:
-            with pytest.raises(RuntimeError):
-                ex.run()
-        else:
-            ex.run()
-
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sacred")
-    _write_runs(root)
+    write_sacred_runs(root)
     return root
 
 
@@ -155,7 +108,7 @@ def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
     from r3dm_epymarl.experiments.observers import mongo_observer
 
     url = f"{mongo_server}/report_known_answer"
-    _write_runs(tmp_path / "files", observer=lambda: mongo_observer(url))
+    write_sacred_runs(tmp_path / "files", observer=lambda: mongo_observer(url))
     from_mongo = report.aggregate([r for r in report.load_mongo_runs(url) if r.status == "COMPLETED"])
     from_files = report.aggregate([r for r in report.load_file_runs(tmp_path / "files") if r.status == "COMPLETED"])
     assert len(from_mongo) == 3

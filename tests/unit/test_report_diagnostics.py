@@ -9,16 +9,7 @@ import pytest
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments import report_diagnostics as diag
 from tests.helpers import assert_real_png, cli, run_ok
-from tests.unit.test_report_rliable import STEPS, T_MAX, flat, load, ramp, write_run
-
-
-def r3dm_curves(seed: int) -> dict:
-    """Agnostic recon falls 10 -> 2 (+ seed), the role model's is exactly half; r_obs ramps to 0.1 * seed."""
-    agnostic = [10 - 8 * s / T_MAX + seed for s in STEPS]
-    return {report.WIN_RATE: flat(0.5), "r_int_obs_mean": ramp(0.1 * seed), "r_int_obs_std": flat(9.0),
-            "r_int_policy_mean": flat(1e-4), "loss_wm_recon": agnostic,
-            "loss_wm_role_recon": [a / 2 for a in agnostic], "loss_wm_dyn": flat(1.0), "loss_wm_role_dyn": [],
-            "role_cluster_size_0": flat(2.5), "role_cluster_size_1": flat(1.5), "role_cluster_size_2": flat(1.0)}
+from tests.report_runs import STEPS, flat, load, r3dm_curves, ramp, write_run
 
 
 def test_summaries_are_the_hand_computed_windows():

@@ -12,7 +12,7 @@ import pytest
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments import report_rliable as rl
 from tests.helpers import cli
-from tests.unit.test_report_rliable import STEPS, load, ramp, write_run
+from tests.report_runs import STEPS, load, ramp, write_run
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ profiles, sample-efficiency curves) on synthetic Sacred run folders with known a
 from __future__ import annotations
 
 import csv
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,36 +10,7 @@ import pytest
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments import report_rliable as rl
 from tests.helpers import assert_real_png, cli, run_ok
-
-T_MAX = 1000
-STEPS = list(range(0, T_MAX + 1, 100))  # 11 evaluations
-
-
-def write_run(root: Path, algorithm: str, map_name: str, seed: int, curves: dict, steps=STEPS, t_max=T_MAX,
-              status="COMPLETED") -> None:
-    """A Sacred FileStorage run folder (run.json, config.json, metrics.json); `curves`: metric -> values."""
-    folder = root / algorithm / map_name / str(seed)
-    folder.mkdir(parents=True)
-    lbf = report.RETURN in curves and report.WIN_RATE not in curves
-    env_args = {"key": f"lbforaging:{map_name}"} if lbf else {"map_name": map_name}
-    (folder / "run.json").write_text(json.dumps({"status": status}))
-    (folder / "config.json").write_text(json.dumps({"name": algorithm, "seed": seed, "t_max": t_max,
-                                                    "env": "gymma" if lbf else "smax", "env_args": env_args}))
-    (folder / "metrics.json").write_text(json.dumps(
-        {m: {"steps": list(steps[: len(v)]), "values": list(v)} for m, v in curves.items()}))
-
-
-def flat(value: float, steps=STEPS) -> list[float]:
-    return [value] * len(steps)
-
-
-def ramp(top: float, steps=STEPS) -> list[float]:
-    return [top * s / T_MAX for s in steps]
-
-
-def load(root: Path):
-    return [r for r in report.load_file_runs(root) if r.status == "COMPLETED"]
-
+from tests.report_runs import STEPS, flat, load, ramp, write_run
 
 REPS = rl.default_reps(1000)
 FAST = rl.default_reps(200)  # where the answer does not depend on the resamples (all-or-nothing P(X > Y))
