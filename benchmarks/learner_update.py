@@ -181,6 +181,10 @@ def host_args(host, name, shapes, precision="fp32", device="cpu"):
     from r3dm_epymarl.registry import ALGORITHMS
 
     algorithm = name.removesuffix(PADDED)
+    try:
+        harness.algorithm_config(algorithm, host)
+    except ValueError as error:
+        raise SystemExit(f"--algos: {error}") from None
     overrides = dict(unit_dim=shapes["obs"], learner_log_interval=10**12,  # the first update logs, no other does
                      pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
     if algorithm in ALGORITHMS:  # the plug-in's learners; the host's QMIX runs its own fp32
@@ -188,10 +192,7 @@ def host_args(host, name, shapes, precision="fp32", device="cpu"):
         overrides.update(precision=precision, wm_skip_padding=not name.endswith(PADDED))
     elif name.endswith(PADDED):
         raise SystemExit(f"--algos {name}: only the plug-in's algorithms have a padded variant")
-    try:
-        return harness.host_args(host, algorithm, shapes, device, **overrides)
-    except ValueError as error:
-        raise SystemExit(f"--algos: {error}") from None
+    return harness.host_args(host, algorithm, shapes, device, **overrides)
 
 
 @dataclass

@@ -77,3 +77,28 @@ def test_throughput_padded_variant_passes_the_key_to_the_child():
     assert throughput.split_variant("acorm") == ("acorm", [])
     with pytest.raises(SystemExit, match="no wm_skip_padding key"):
         throughput.split_variant("acorm-padded")
+
+
+def test_learner_update_times_each_part_through_the_probe_and_takes_it_off_after():
+    pytest.importorskip("pymarlzooplus")
+    import learner_update
+    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.registry import register
+    from tests.harness import host_batch
+
+    host = get_host("pymarlzooplus")
+    register(host)
+    shapes = dict(B=2, T=6, N=3, obs=4, state=6, actions=5)
+    batch = host_batch(host, shapes, [6, 4], [True, False])
+    cds, qmix = (learner_update.build(host, name, shapes, batch).learner for name in ("cds", "qmix"))
+    parts = learner_update.PartTimes("cpu")
+    with learner_update.probing(cds, parts), learner_update.probing(qmix, parts):
+        assert cds.profile_part is parts and not hasattr(qmix, "profile_part")  # the host's QMIX has no parts
+        cds.train(batch, 0, 0)
+        qmix.train(batch, 0, 0)
+        first = parts.take()
+        cds.train(batch, 1, 1)
+        second = parts.take()
+    assert set(first) == set(second) == {"cds update", "cds reward"}
+    assert all(ms > 0 for ms in [*first.values(), *second.values()])
+    assert "profile_part" not in vars(cds)  # the class's no-op again
