@@ -23,7 +23,8 @@ for two phases: early training (random valid actions) and late training (a compe
 policy). Each episode is written into a host EpisodeBatch as the host's episode runner does (filled
 up to and including the final observation's slot, `terminated` at its last step only when it ended
 by termination, not by the time limit, zeros beyond) and the batch is truncated to its longest
-episode as the host does before an update (`max_t_filled`). Every timed round uses its own batch
+episode as the host does before an update (`max_t_filled`). Args, batches and learners come from
+tests/harness.py, the builders the host-parity test uses. Every timed round uses its own batch
 (the same one for every algorithm of the round); each phase prints its padding fraction (padded
 agent-step slots / all slots, over its timed batches). --no-padding, --preset and --scaling give
 full-length episodes (every episode T steps, terminated at the last), as before. Data are random.
@@ -55,13 +56,14 @@ Per algorithm it prints:
   target networks, mixers, world models, ...), each tensor storage counted once.
 FLOPs and memory are measured on the phase's first batch.
 For CDS and R3DM the per-part split (TD and the rest of the update, each reward term, each term's own
-training, e.g. R3DM's world-model training; and the contrastive step) with times, FLOPs and GFLOP/s.
+training, e.g. R3DM's world-model training; and the contrastive step) with times, FLOPs and GFLOP/s,
+through the learner's `profile_part` probe (wall clock on the CPU, CUDA events on the GPU).
 
 Skipping padding: for every `X` and `X-padded` pair, the median over rounds of X-padded's update time over
 X's in the same round (same batch).
-The performance targets (docs/PERFORMANCE.md) are checked at the end: every plug-in algorithm's GFLOP/s >= host QMIX's, and at
-the SC2 3s5z_vs_3s6z shapes R3DM <= 20x, ACORM <= 5x, CDS <= 4x QMIX per (amortised) update; with
---scaling, R3DM's ratio to QMIX must grow no faster than N (ratio(N) / ratio(3) <= N / 3).
+It prints the ratios the performance targets are stated in (docs/PERFORMANCE.md says which are met):
+`x QMIX` per (amortised) update, each algorithm's GFLOP/s over the baseline's, and with --scaling how
+each ratio grows with N next to N's own growth.
 """
 from __future__ import annotations
 
@@ -72,13 +74,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch as th
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 import episode_lengths  # noqa: E402  (benchmarks/, next to this script)
+from tests import harness  # noqa: E402  (the repository's test harness: args, batches, learners)
 
 # name -> (what it is, shapes). T is the number of steps (the batch holds T+1 time slots).
 PRESETS = {
@@ -93,8 +94,6 @@ QUICK = dict(B=2, T=5, obs=12, state=16, actions=7)  # --quick keeps N from the 
 ALGORITHMS = ["qmix", "cds", "acorm", "r3dm", "r3dm-padded"]
 PADDED = "-padded"  # name suffix: the same algorithm with wm_skip_padding=False
 DEFAULT_MAP = "2s3z"
-BASELINE = "qmix"
-RATIO_TARGETS = {"r3dm": 20.0, "acorm": 5.0, "cds": 4.0}  # at the SC2 3s5z_vs_3s6z shapes
 PART_LABELS = {
     "policy_kl reward": "policy-KL reward term",
     "policy_kl update": "policy-KL term training",
@@ -177,65 +176,23 @@ def describe(preset: str, shapes: dict, opts, entry: dict | None = None) -> str:
 
 
 # --- the host, its batch and learners -----------------------------------------------------------
-class NullLogger:
-    def __init__(self):
-        self.stats = {}
-
-    def log_stat(self, key, value, t, to_sacred=True):
-        self.stats.setdefault(key, []).append(value)
-
-
-def host_args(host, name, shapes):
-    from r3dm_epymarl.launcher import find_config
+def host_args(host, name, shapes, precision="fp32", device="cpu"):
+    """The run's args for `name` (an algorithm, or a plug-in one + `-padded`) at these shapes."""
+    from r3dm_epymarl.registry import ALGORITHMS
 
     algorithm = name.removesuffix(PADDED)
-    path = find_config(host, "algs", algorithm)
-    if path is None:
-        raise SystemExit(f"--algos: unknown algorithm '{algorithm}'")
-    config = yaml.safe_load((host.config_dir / "default.yaml").read_text())
-    config.update(yaml.safe_load(path.read_text()))
-    config.update(n_agents=shapes["N"], n_actions=shapes["actions"], state_shape=shapes["state"],
-                  obs_shape=shapes["obs"], unit_dim=shapes["obs"], seed=1, use_cuda=DEVICE == "cuda", device=DEVICE,
-                  common_reward=True, learner_log_interval=10**12,  # the first update logs, no other does
-                  pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
-    if "precision" in config:  # the plug-in's learners; the host's QMIX has no such key
-        config["precision"] = PRECISION
+    try:
+        harness.algorithm_config(algorithm, host)
+    except ValueError as error:
+        raise SystemExit(f"--algos: {error}") from None
+    overrides = dict(unit_dim=shapes["obs"], learner_log_interval=10**12,  # the first update logs, no other does
+                     pretrain_encoder_steps=0, pretrain_contrastive_steps=0)  # steady-state updates only
+    if algorithm in ALGORITHMS:  # the plug-in's learners; the host's QMIX runs its own fp32
         # padding-aware world models or not (a learner without world models ignores the key)
-        config["wm_skip_padding"] = not name.endswith(PADDED)
+        overrides.update(precision=precision, wm_skip_padding=not name.endswith(PADDED))
     elif name.endswith(PADDED):
         raise SystemExit(f"--algos {name}: only the plug-in's algorithms have a padded variant")
-    return SimpleNamespace(**config)
-
-
-def make_batch(host, shapes, lengths, terminated, seed=0):
-    """A host EpisodeBatch of len(lengths) episodes of random data, filled as the host's episode runner
-    fills it (see the module docstring), truncated to its longest episode as the host does."""
-    EpisodeBatch = host.module("components.episode_buffer").EpisodeBatch
-    OneHot = host.module("components.transforms").OneHot
-    B, T1, N, A = len(lengths), shapes["T"] + 1, shapes["N"], shapes["actions"]
-    scheme = {
-        "state": {"vshape": shapes["state"]}, "obs": {"vshape": shapes["obs"], "group": "agents"},
-        "actions": {"vshape": (1,), "group": "agents", "dtype": th.long},
-        "avail_actions": {"vshape": (A,), "group": "agents", "dtype": th.int},
-        "reward": {"vshape": (1,)}, "terminated": {"vshape": (1,), "dtype": th.uint8},
-    }
-    groups = {"agents": N}
-    preprocess = {"actions": ("actions_onehot", [OneHot(out_dim=A)])}
-    batch = EpisodeBatch(scheme, groups, B, T1, preprocess=preprocess, device=DEVICE)
-    g = th.Generator().manual_seed(seed)
-    avail = (th.rand(B, T1, N, A, generator=g) > 0.3).int()
-    avail[..., 0] = 1
-    actions = th.multinomial(avail.float().reshape(-1, A), 1, generator=g).reshape(B, T1, N, 1)
-    state, obs = th.rand(B, T1, shapes["state"], generator=g), th.rand(B, T1, N, shapes["obs"], generator=g)
-    reward = th.randn(B, T1, 1, generator=g)
-    for b, (n, ended) in enumerate(zip(lengths, terminated)):
-        # steps 0..n-1 and the final observation's slot n (state, obs, avail and the action chosen there)
-        batch.update({"state": state[b, :n + 1], "obs": obs[b, :n + 1], "avail_actions": avail[b, :n + 1],
-                      "actions": actions[b, :n + 1]}, bs=b, ts=slice(0, n + 1))
-        done = th.zeros(n, 1, dtype=th.uint8)
-        done[-1] = int(ended)  # a time-out is not a termination (the runner's `terminated != episode_limit`)
-        batch.update({"reward": reward[b, :n], "terminated": done}, bs=b, ts=slice(0, n))
-    return batch[:, :int(batch.max_t_filled())]
+    return harness.host_args(host, algorithm, shapes, device, **overrides)
 
 
 @dataclass
@@ -257,7 +214,8 @@ def phases_for(host, shapes, opts, entry):
     if entry is None or opts.no_padding:
         lengths = [[shapes["T"]] * shapes["B"]] * count
         what = f"every episode full length ({shapes['T']} steps, terminated at the last)"
-        return [Phase("full length", what, [make_batch(host, shapes, n, [True] * len(n), seed=i)
+        return [Phase("full length", what, [harness.host_batch(host, shapes, n, [True] * len(n), seed=i,
+                                                               device=opts.device)
                                             for i, n in enumerate(lengths)], lengths)]
     phases = []
     for k, name in enumerate(episode_lengths.PHASES):
@@ -267,7 +225,7 @@ def phases_for(host, shapes, opts, entry):
             n, ended = episode_lengths.sample(recorded, shapes["B"], seed=1000 * k + i)
             if shapes["T"] != entry["episode_limit"]:  # --T / --quick: lengths scaled to the shorter limit
                 n = [max(1, min(shapes["T"], round(x * shapes["T"] / entry["episode_limit"]))) for x in n]
-            batches.append(make_batch(host, shapes, n, ended, seed=i))
+            batches.append(harness.host_batch(host, shapes, n, ended, seed=i, device=opts.device))
             lengths.append(n)
         what = (f"{recorded['policy']}; win rate {recorded['win_rate']:.2f}, mean length "
                 f"{recorded['mean_length']:.1f} of {entry['episode_limit']}")
@@ -282,6 +240,7 @@ class Bench:
     times: list = field(default_factory=list)  # seconds per timed update
     rounds: list = field(default_factory=list)  # median seconds per update, per timed round
     parts: dict = field(default_factory=dict)  # part -> [ms per timed update]
+    parts_total: list = field(default_factory=list)  # ms of all parts, per timed update
     contrastive: list = field(default_factory=list)  # seconds per contrastive step
     interval: int = 0  # contrastive_interval (0: none)
     flops: float = float("nan")  # per normal update
@@ -307,42 +266,54 @@ class Bench:
         return self.flops / 1e9 / self.update
 
 
-def build(host, algorithm, shapes, batch) -> Bench:
-    th.manual_seed(0)
-    args = host_args(host, algorithm, shapes)
-    groups = {"agents": shapes["N"]}
-    mac = host.registry("controllers")[args.mac](batch.scheme, groups, args)
-    learner = host.registry("learners")[args.learner](mac, batch.scheme, NullLogger(), args)
-    if DEVICE == "cuda":
-        learner.cuda()
+def build(host, name, shapes, batch, precision="fp32", device="cpu") -> Bench:
+    args = host_args(host, name, shapes, precision, device)
+    learner = harness.build_learner(host, args, batch, seed=0)
     has_contrastive = hasattr(learner, "_contrastive_step")
-    return Bench(algorithm, learner, interval=(getattr(args, "contrastive_interval", 0) or 0) if has_contrastive else 0)
-
-
-def terms(learner) -> dict:
-    return dict(getattr(learner, "intrinsic", None) or {})
+    return Bench(name, learner, interval=(getattr(args, "contrastive_interval", 0) or 0) if has_contrastive else 0)
 
 
 @contextlib.contextmanager
-def probe_parts(learner, enter_exit):
-    """Wrap every intrinsic term's `reward` and `update` so that `enter_exit(part)` (a context manager
-    factory) runs around each call, for the duration of the block."""
-    patched = []
-    for name, term in terms(learner).items():
-        for method in ("reward", "update"):
-            original = getattr(term, method)
-
-            def wrapped(*args, _original=original, _part=f"{name} {method}", **kwargs):
-                with enter_exit(_part):
-                    return _original(*args, **kwargs)
-
-            object.__setattr__(term, method, wrapped)
-            patched.append((term, method))
+def probing(learner, probe):
+    """`probe` as the learner's `profile_part` for the block (the host's own learners have none)."""
+    if not hasattr(learner, "profile_part"):
+        yield
+        return
+    learner.profile_part = probe
     try:
         yield
     finally:
-        for term, method in patched:
-            object.__delattr__(term, method)
+        del learner.profile_part  # back to the class's no-op
+
+
+class PartTimes:
+    """A `profile_part` probe that times each part of an update: wall clock on the CPU, CUDA events on
+    the GPU (nothing waits inside the update; `take` reads them after `clock` has synchronised)."""
+
+    def __init__(self, device):
+        self.device, self.pending = device, []
+
+    @contextlib.contextmanager
+    def __call__(self, part):
+        if self.device == "cuda":
+            start, end = th.cuda.Event(enable_timing=True), th.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self.pending.append((part, lambda: start.elapsed_time(end)))
+        else:
+            start = time.perf_counter()
+            yield
+            ms = 1000 * (time.perf_counter() - start)
+            self.pending.append((part, lambda: ms))
+
+    def take(self) -> dict:
+        """part -> ms since the last take."""
+        ms = {}
+        for part, read in self.pending:
+            ms[part] = ms.get(part, 0.0) + read()
+        self.pending.clear()
+        return ms
 
 
 def contrastive_inputs(learner, batch):
@@ -355,9 +326,9 @@ def contrastive_inputs(learner, batch):
 
 
 # --- measurements ------------------------------------------------------------------------------
-def clock() -> float:
+def clock(device) -> float:
     """perf_counter, after the GPU has finished what was queued (kernels run asynchronously)."""
-    if DEVICE == "cuda":
+    if device == "cuda":
         th.cuda.synchronize()
     return time.perf_counter()
 
@@ -368,9 +339,9 @@ def time_updates(benches, batches, opts):
     warm = {}
     for i in range(opts.warmup):
         for bench in benches:
-            start = clock()
+            start = clock(opts.device)
             bench.learner.train(batches[i % len(batches)], t, t)
-            warm[bench.name] = clock() - start  # the last warm-up update's time
+            warm[bench.name] = clock(opts.device) - start  # the last warm-up update's time
             t += 1
     # Cheap algorithms run several updates per round (up to 8, about as long as the slowest one's
     # single update), so that the baseline of every ratio is a median of many updates, not of a few.
@@ -381,27 +352,27 @@ def time_updates(benches, batches, opts):
         batch = batches[round_ % len(batches)]
         for bench in order:
             this_round = []
-            for _ in range(per_round.get(bench.name, 1)):
-                start = clock()
-                bench.learner.train(batch, t, t)
-                elapsed = clock() - start
-                t += 1
-                bench.times.append(elapsed)
-                this_round.append(elapsed)
-                stats = getattr(bench.learner, "stats", None) or {}
-                for name in terms(bench.learner):
-                    for method in ("reward", "update"):
-                        value = stats.get(f"time_{name}_{method}_ms")
-                        if value is not None:
-                            bench.parts.setdefault(f"{name} {method}", []).append(float(value))
+            parts = PartTimes(opts.device)
+            with probing(bench.learner, parts):
+                for _ in range(per_round.get(bench.name, 1)):
+                    start = clock(opts.device)
+                    bench.learner.train(batch, t, t)
+                    elapsed = clock(opts.device) - start
+                    t += 1
+                    bench.times.append(elapsed)
+                    this_round.append(elapsed)
+                    ms = parts.take()
+                    for part, value in ms.items():
+                        bench.parts.setdefault(part, []).append(value)
+                    bench.parts_total.append(sum(ms.values()))
             bench.rounds.append(statistics.median(this_round))
     for bench in benches:
         if bench.interval:
             e, mask = contrastive_inputs(bench.learner, batches[0])
             for _ in range(max(1, opts.repeats)):
-                start = clock()
+                start = clock(opts.device)
                 bench.learner._contrastive_step(e, mask)
-                bench.contrastive.append(clock() - start)
+                bench.contrastive.append(clock(opts.device) - start)
     return t
 
 
@@ -417,7 +388,7 @@ def count_flops(bench, batch, t):
         yield
         parts[part] = parts.get(part, 0) + counter.get_total_flops() - before
 
-    with probe_parts(bench.learner, tally), counter:
+    with probing(bench.learner, tally), counter:
         bench.learner.train(batch, t, t)
     bench.flops, bench.part_flops = float(counter.get_total_flops()), parts
     if bench.interval:
@@ -503,7 +474,7 @@ def state_bytes(learner) -> int:
         elif isinstance(obj, (list, tuple)):
             for value in obj:
                 visit(value, depth + 1)
-        elif type(obj).__module__.startswith(own) and hasattr(obj, "__dict__") and not isinstance(obj, NullLogger):
+        elif type(obj).__module__.startswith(own) and hasattr(obj, "__dict__"):
             for value in vars(obj).values():
                 visit(value, depth + 1)
 
@@ -523,7 +494,7 @@ def measure_memory(bench, batch, t):
 
 def measure(host, shapes, opts, batches) -> list[Bench]:
     batch = batches[0]  # FLOPs and memory
-    benches = [build(host, algorithm, shapes, batch) for algorithm in opts.algos]
+    benches = [build(host, name, shapes, batch, opts.precision, opts.device) for name in opts.algos]
     t = time_updates(benches, batches, opts)
     for bench in benches:
         if not opts.no_flops:
@@ -557,8 +528,7 @@ def print_parts(bench):
     if not bench.parts and not bench.interval:
         return
     per_update = [1000 * t for t in bench.times]
-    term_ms = [sum(values[i] for values in bench.parts.values()) for i in range(len(per_update))]
-    rows = [("TD + rest of the update", statistics.median(u - s for u, s in zip(per_update, term_ms)),
+    rows = [("TD + rest of the update", statistics.median(u - s for u, s in zip(per_update, bench.parts_total)),
              bench.flops - sum(bench.part_flops.values()))]
     rows += [(PART_LABELS.get(part, part), statistics.median(ms), bench.part_flops.get(part, float("nan")))
              for part, ms in bench.parts.items()]
@@ -575,19 +545,13 @@ def print_parts(bench):
               f"    {label:40s} {ms:8.1f} {share} {'-':>8s} {'-':>8s}")
 
 
-def check_targets(benches, preset, opts):
+def print_gflops_ratios(benches):
+    """Each algorithm's GFLOP/s over the baseline's (the first algorithm)."""
     base = benches[0]
     if base.flops == base.flops:
         for b in benches[1:]:
-            ok = b.gflops_per_s >= base.gflops_per_s
-            print(f"target GFLOP/s >= {base.name}'s: {b.name} {b.gflops_per_s:.2f} vs {base.gflops_per_s:.2f} "
-                  f"-> {'met' if ok else 'NOT met'}")
-    if preset == "sc2" and not opts.quick and base.name == BASELINE:
-        for b in benches[1:]:
-            if b.name in RATIO_TARGETS:
-                ratio = b.amortised / base.amortised
-                print(f"target at SC2 3s5z_vs_3s6z shapes: {b.name} {ratio:.2f}x QMIX <= {RATIO_TARGETS[b.name]:g}x "
-                      f"-> {'met' if ratio <= RATIO_TARGETS[b.name] else 'NOT met'}")
+            print(f"GFLOP/s ratio to {base.name}: {b.name} {b.gflops_per_s / base.gflops_per_s:.2f}x "
+                  f"({b.gflops_per_s:.2f} vs {base.gflops_per_s:.2f})")
 
 
 def print_skip_padding(benches):
@@ -615,7 +579,7 @@ def run_one(host, opts):
         for bench in benches:
             print_parts(bench)
         print_skip_padding(benches)
-        check_targets(benches, opts.preset, opts)
+        print_gflops_ratios(benches)
 
 
 def run_scaling(host, opts):
@@ -636,37 +600,27 @@ def run_scaling(host, opts):
         if not opts.no_flops:
             line += "  " + " ".join(f"{b.flops / benches[0].flops:11.2f}" for b in benches[1:])
         print(line)
+    n0 = results[0][0]
     for name in names[1:]:
         ratio = {n: next(b for b in benches if b.name == name).amortised / benches[0].amortised
                  for n, benches in results}
-        n0 = results[0][0]
-        checks = []
-        for n in list(ratio)[1:]:
-            growth, allowed = ratio[n] / ratio[n0], n / n0
-            checks.append(f"N={n}: ratio(N)/ratio({n0}) = {growth:.2f} vs N/{n0} = {allowed:.2f} "
-                          f"({'ok' if growth <= allowed else 'FASTER than N'})")
-        tag = "target" if name == "r3dm" else "info"
-        print(f"{tag} {name}: " + "; ".join(checks))
-
-
-PRECISION, DEVICE = "fp32", "cpu"  # set from --precision / --device in main
+        print(f"growth of {name}'s ratio: " + "; ".join(
+            f"N={n}: ratio(N)/ratio({n0}) = {ratio[n] / ratio[n0]:.2f}, N/{n0} = {n / n0:.2f}" for n in list(ratio)[1:]))
 
 
 def main(argv=None):
-    global PRECISION, DEVICE
     opts = parse(argv)
     if opts.record_lengths:
         episode_lengths.record(opts.map, opts.episodes)
         return
-    PRECISION, DEVICE = opts.precision, opts.device
     th.set_num_threads(opts.threads)
     from r3dm_epymarl.hosts import get_host
     from r3dm_epymarl.registry import register
 
     host = get_host("epymarl" if opts.epymarl else "pymarlzooplus", opts.epymarl)
     register(host)
-    print(f"host {host.name}; torch {th.__version__}, {opts.threads} thread(s); plug-in algorithms in {PRECISION} "
-          f"on {DEVICE}; {opts.warmup} warm-up updates, then "
+    print(f"host {host.name}; torch {th.__version__}, {opts.threads} thread(s); plug-in algorithms in {opts.precision} "
+          f"on {opts.device}; {opts.warmup} warm-up updates, then "
           f"{opts.repeats} interleaved timed rounds (1 update per round; cheaper algorithms up to 8 per round, "
           f"about the slowest one's time); medians", flush=True)
     if opts.quick and not opts.no_memory:

@@ -5,7 +5,7 @@
     python benchmarks/rssm_scan.py --compile    # also torch.compile of the plain step (minutes to compile)
 
 One training step of R3DM's two world models (role-agnostic and role-conditioned, the sizes of
-config_overrides/algs/r3dm.yaml) on one synthetic batch: the losses of both and the backward pass, in
+config_overrides/algs/r3dm.yaml, read through tests/harness.py) on one synthetic batch: the losses of both and the backward pass, in
 three forms that compute the same values (tests/unit/test_world_model.py checks the first two agree):
 * fused: `loss_many` (both models' recurrences in one loop, batched matmuls, `_ObserveScan`'s
   hand-written backward through time);
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from r3dm_epymarl.world_model.fused import loss_many  # noqa: E402
 from r3dm_epymarl.world_model.rssm import RSSM  # noqa: E402
+from tests.harness import algorithm_config  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,8 +43,10 @@ def main(argv=None) -> int:
     th.manual_seed(0)
     if args.quick:
         T, M, O, A, R, sizes, rounds = 6, 8, 10, 4, 4, dict(hidden=16, deter=16, stoch=4, classes=4), 1
-    else:  # SC2 3s5z_vs_3s6z: B=32 episodes x N=8 agents, T=75, obs 136, 15 actions; R3DM's sizes
-        T, M, O, A, R, sizes, rounds = 75, 256, 136, 15, 64, dict(hidden=128, deter=128, stoch=16, classes=16), args.rounds
+    else:  # SC2 3s5z_vs_3s6z: B=32 episodes x N=8 agents, T=75, obs 136, 15 actions; R3DM's sizes (its YAML)
+        r3dm = algorithm_config("r3dm")
+        sizes = {key: r3dm[f"wm_{key}"] for key in ("hidden", "deter", "stoch", "classes")}
+        T, M, O, A, R, rounds = 75, 256, 136, 15, r3dm["role_embed_dim"], args.rounds
     models = [RSSM(O, A, 0, **sizes), RSSM(O, A, R, **sizes)]
     params = [p for m in models for p in m.parameters()]
     obs, actions = th.randn(T, M, O) * 2, th.eye(A)[th.randint(0, A, (T, M))]

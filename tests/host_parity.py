@@ -6,18 +6,10 @@ checkout's modules are top-level names; prints one JSON line.
 """
 import json
 import sys
-from types import SimpleNamespace
 
 import torch as th
-import yaml
 
-
-class Recorder:
-    def __init__(self):
-        self.stats = {}
-
-    def log_stat(self, key, value, t, to_sacred=True):
-        self.stats[key] = value
+from tests.harness import Episode, Recorder, build_learner, episode_batch, host_args
 
 
 def host_mac_with_unroll(host):
@@ -48,28 +40,23 @@ def host_mac_with_unroll(host):
     return HostMAC
 
 
-def batch_for(host, B=6, T=9, N=3, obs=7, A=5, S=10):
-    EpisodeBatch = host.module("components.episode_buffer").EpisodeBatch
-    OneHot = host.module("components.transforms").OneHot
-    scheme = {"state": {"vshape": S}, "obs": {"vshape": obs, "group": "agents"},
-              "actions": {"vshape": (1,), "group": "agents", "dtype": th.long},
-              "avail_actions": {"vshape": (A,), "group": "agents", "dtype": th.int},
-              "reward": {"vshape": (1,)}, "terminated": {"vshape": (1,), "dtype": th.uint8}}
-    groups = {"agents": N}
-    batch = EpisodeBatch(scheme, groups, B, T, preprocess={"actions": ("actions_onehot", [OneHot(out_dim=A)])},
-                         device="cpu")
+SHAPES = dict(T=8, N=3, obs=7, state=10, actions=5)  # a batch of 6 episodes of up to 8 steps (9 slots)
+
+
+def batch_for(host, B=6, shapes=SHAPES):
+    """Episodes of different lengths (padding and terminal masks matter), every one terminated."""
+    T1, N, A, S = shapes["T"] + 1, shapes["N"], shapes["actions"], shapes["state"]
     g = th.Generator().manual_seed(0)
-    avail = (th.rand(B, T, N, A, generator=g) > 0.3).int()
+    avail = (th.rand(B, T1, N, A, generator=g) > 0.3).int()
     avail[..., 0] = 1
-    actions = th.multinomial(avail.float().reshape(-1, A), 1, generator=g).reshape(B, T, N, 1)
-    for b in range(B):  # episodes of different lengths: padding and terminal masks matter
-        n = T - 1 - b % 3
-        batch.update({"state": th.rand(n + 1, S, generator=g), "obs": th.rand(n + 1, N, obs, generator=g),
-                      "actions": actions[b, :n + 1], "avail_actions": avail[b, :n + 1],
-                      "reward": th.randn(n + 1, 1, generator=g),
-                      "terminated": (th.arange(n + 1) == n - 1).to(th.uint8).unsqueeze(-1)},
-                     bs=slice(b, b + 1), ts=slice(0, n + 1))
-    return batch, groups
+    actions = th.multinomial(avail.float().reshape(-1, A), 1, generator=g).reshape(B, T1, N, 1)
+    episodes = []
+    for b in range(B):
+        n = T1 - 1 - b % 3
+        state, obs = th.rand(n + 1, S, generator=g), th.rand(n + 1, N, shapes["obs"], generator=g)
+        reward = th.randn(n + 1, 1, generator=g)[:n]  # drawn for n + 1 slots: the same stream as before
+        episodes.append(Episode(state, obs, avail[b, :n + 1], actions[b, :n + 1], reward, terminated=True))
+    return episode_batch(host, shapes, episodes)
 
 
 def main(host_name, epymarl_path=None):
@@ -79,21 +66,14 @@ def main(host_name, epymarl_path=None):
 
     host = get_host(host_name, epymarl_path)
     register(host)
-    batch, groups = batch_for(host)
-    config = yaml.safe_load((host.config_dir / "default.yaml").read_text())
-    config.update(yaml.safe_load((host.config_dir / "algs" / "qmix.yaml").read_text()))
-    N, A = groups["agents"], batch["avail_actions"].shape[-1]
-    config.update(n_agents=N, n_actions=A, state_shape=batch["state"].shape[-1], obs_shape=batch["obs"].shape[-1],
-                  seed=1, use_cuda=False, device="cpu", common_reward=True, learner_log_interval=0,
-                  standardise_rewards=False, standardise_returns=False, double_q=True, mixer="qmix",
-                  mac="basic_mac", agent="rnn", obs_agent_id=True, obs_last_action=True,
-                  lr=0.0,  # the optimiser steps change nothing: the gradients stay comparable after train()
-                  lr_decay_interval=1000, lr_decay_rate=1.0, intrinsic_terms=[], precision="fp32")
-    args = SimpleNamespace(**config)
-    scheme = batch.scheme
-    th.manual_seed(0)
-    host_learner = host.registry("learners")["q_learner"](
-        host.registry("controllers")["basic_mac"](scheme, groups, args), scheme, Recorder(), args)
+    batch = batch_for(host)
+    args = host_args(host, "qmix", SHAPES, learner_log_interval=0,
+                     standardise_rewards=False, standardise_returns=False, double_q=True, mixer="qmix",
+                     learner="q_learner", mac="basic_mac", agent="rnn", obs_agent_id=True, obs_last_action=True,
+                     lr=0.0,  # the optimiser steps change nothing: the gradients stay comparable after train()
+                     lr_decay_interval=1000, lr_decay_rate=1.0, intrinsic_terms=[], precision="fp32")
+    scheme, groups = batch.scheme, {"agents": SHAPES["N"]}
+    host_learner = build_learner(host, args, batch, seed=0)  # the host's own q_learner and basic_mac
     plugin_mac = host_mac_with_unroll(host)(scheme, groups, args)
     plugin_learner = host.adapt("learners", HookedQLearner)(plugin_mac, scheme, Recorder(), args)
     # The same initial weights everywhere (online and target).
@@ -104,8 +84,9 @@ def main(host_name, epymarl_path=None):
 
     host_learner.train(batch, 0, 0)
     plugin_learner.train(batch, 0, 0)
-    host_loss = host_learner.logger.stats.get("loss_td", host_learner.logger.stats.get("loss"))
-    plugin_loss = plugin_learner.logger.stats["loss_td"]
+    host_stats, plugin_stats = host_learner.logger.stats, plugin_learner.logger.stats
+    (_, host_loss), = host_stats.get("loss_td", host_stats.get("loss"))
+    (_, plugin_loss), = plugin_stats["loss_td"]
     pairs = [(a.grad, b.grad) for a, b in zip([*host_learner.mac.parameters(), *host_learner.mixer.parameters()],
                                               [*plugin_mac.parameters(), *plugin_learner.mixer.parameters()])]
     grad_diff = max((a - b).abs().max().item() for a, b in pairs)

@@ -1,10 +1,10 @@
-"""Synthetic EpisodeBatch-like data and args for unit tests (no host needed)."""
+"""Synthetic EpisodeBatch-like data and args for unit tests (no host needed); the host-side builders
+are in tests/harness.py."""
 from types import SimpleNamespace
 
 import torch as th
-import yaml
 
-from r3dm_epymarl.paths import config_dir
+from tests.harness import Recorder, algorithm_config, env_keys
 
 
 class FakeBatch(dict):
@@ -49,24 +49,17 @@ def make_batch(B=4, T=10, N=3, obs=6, A=5, S=8, seed=0, lengths=None) -> FakeBat
 
 def acorm_args(batch: FakeBatch, algorithm="acorm", **overrides) -> SimpleNamespace:
     """The algorithm's YAML, shrunk to tiny widths, for the synthetic batch's sizes."""
-    config = yaml.safe_load((config_dir() / "algs" / f"{algorithm}.yaml").read_text())
+    config = algorithm_config(algorithm)
+    shapes = dict(N=batch["obs"].shape[2], obs=batch["obs"].shape[-1], state=batch["state"].shape[-1],
+                  actions=batch["avail_actions"].shape[-1])
     config.update(
-        n_agents=batch["obs"].shape[2], n_actions=batch["avail_actions"].shape[-1],
-        state_shape=batch["state"].shape[-1], seed=1, learner_log_interval=0, use_cuda=False,
+        env_keys(shapes), seed=1, learner_log_interval=0, use_cuda=False,
         pretrain_encoder_steps=0, pretrain_contrastive_steps=0, contrastive_interval=1,
         traj_embed_dim=16, role_embed_dim=8, hidden_dim=16, att_embed_dim=16, att_out_dim=8,
         mixing_embed_dim=8, hypernet_embed=16,
     )
     config.update(overrides)
     return SimpleNamespace(**config)
-
-
-class Logger:
-    def __init__(self):
-        self.stats = {}
-
-    def log_stat(self, key, value, t):
-        self.stats.setdefault(key, []).append((t, value))
 
 
 class GreedySelector:
@@ -110,5 +103,5 @@ def build_learner(batch, algorithm="acorm", **overrides):
     args = acorm_args(batch, algorithm, **overrides)
     scheme = {"obs": {"vshape": batch["obs"].shape[-1]}}
     mac = mac_cls(scheme, None, args)
-    logger = Logger()
+    logger = Recorder()
     return learner_cls(mac, scheme, logger, args), logger

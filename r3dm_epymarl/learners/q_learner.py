@@ -8,6 +8,7 @@ RoleQLearner (ACORM, R3DM) and CDSLearner.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 
@@ -52,6 +53,9 @@ INTRINSIC_KEYS = {
 class HookedQLearner:
     _host_registry = None  # kind -> registry dict; bound per host by Host.adapt
     schema = Q_KEYS
+    # A probe for benchmarks: each part of an update ("<term> update", "<term> reward") runs inside
+    # `profile_part(part)`; set it on an instance to time or count a part. A no-op by default.
+    profile_part = staticmethod(lambda part: contextlib.nullcontext())
 
     def __init__(self, mac, scheme, logger, args):
         try:
@@ -231,13 +235,14 @@ class HookedQLearner:
         total = th.zeros_like(ctx.mask)
         for name, term in self.intrinsic.items():
             start = time.perf_counter()
-            losses = term.update(ctx)
+            with self.profile_part(f"{name} update"):
+                losses = term.update(ctx)
             for loss_name, value in losses.items():
                 self._check_finite(loss_name, th.tensor(value), ctx.t_env)
             self.stats.update(losses)
             self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
-            with th.no_grad():
+            with th.no_grad(), self.profile_part(f"{name} reward"):
                 reward = term.reward(ctx)
             self._check_finite(term.log_name, reward, ctx.t_env)
             total = total + reward

@@ -3,7 +3,7 @@ import csv
 
 import pytest
 
-from tests.conftest import LBF_KEY, assert_real_png, cli, run_ok
+from tests.helpers import LBF_KEY, assert_real_png, cli, run_ok
 
 TINY = ["env_args.time_limit=25", "t_max=300", "batch_size=4", "buffer_size=32", "test_interval=150",
         "test_nepisode=2", "log_interval=150", "runner_log_interval=150", "learner_log_interval=150"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import SHORT_RUN, cli, metrics, run_ok, short_run
+from tests.helpers import SHORT_RUN, cli, metrics, run_ok, short_run
 
 EPYMARL_PATH = os.environ.get("EPYMARL_PATH")
 pytestmark = pytest.mark.skipif(

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 HOSTS = [pytest.param("pymarlzooplus", None, id="pymarlzooplus"),
          pytest.param("epymarl", os.environ.get("EPYMARL_PATH"), id="epymarl",

@@ -1,7 +1,9 @@
 """MongoDB logging through a real host run, against a real MongoDB wire-protocol server over a socket."""
 import pytest
 
-from tests.conftest import LBF_KEY, cli, free_port, metrics, run_ok, sacred_runs, zoo_train
+from r3dm_epymarl.experiments import report
+from tests.helpers import LBF_KEY, cli, free_port, metrics, run_ok, sacred_runs, zoo_train
+from tests.report_runs import write_sacred_runs
 
 pymongo = pytest.importorskip("pymongo")
 gridfs = pytest.importorskip("gridfs")
@@ -64,3 +66,17 @@ def test_mongo_down_says_so_once_and_keeps_the_file_logs(zoo_available, tmp_path
     (run_dir,) = sacred_runs(tmp_path)
     assert "test_return_mean" in metrics(run_dir)
     assert '"COMPLETED"' in (run_dir / "run.json").read_text()
+
+
+def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
+    from r3dm_epymarl.experiments.observers import mongo_observer
+
+    url = f"{mongo_server}/report_known_answer"
+    write_sacred_runs(tmp_path / "files", observer=lambda: mongo_observer(url))
+    from_mongo = report.aggregate([r for r in report.load_mongo_runs(url) if r.status == "COMPLETED"])
+    from_files = report.aggregate([r for r in report.load_file_runs(tmp_path / "files") if r.status == "COMPLETED"])
+    assert len(from_mongo) == 3
+    assert all(r.wall_s is not None and 0 <= r.wall_s < 60 for r in report.load_mongo_runs(url))
+    for a, b in zip(from_mongo, from_files):
+        assert (a.map, a.algorithm, a.seeds, a.metric) == (b.map, b.algorithm, b.seeds, b.metric)
+        assert a.final == pytest.approx(b.final, nan_ok=True) and a.auc == pytest.approx(b.auc, nan_ok=True)

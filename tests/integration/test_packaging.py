@@ -5,7 +5,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_wheel_ships_configs_and_patches_and_installs(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from r3dm_epymarl.registry import ALGORITHMS
 from r3dm_epymarl.runs.checkpoints import MANIFEST, RUN_STATE, read_manifest, step_folders
 from r3dm_epymarl.runs.loop import KILL_AT_T, KILL_IN_SAVE_AT_T
-from tests.conftest import cli, run_ok
+from tests.helpers import cli, run_ok
 
 EPYMARL_PATH = os.environ.get("EPYMARL_PATH")
 pytestmark = [

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import LBF_KEY, assert_real_png, cli, run_ok, short_run, zoo_train
+from tests.helpers import LBF_KEY, assert_real_png, cli, run_ok, short_run, zoo_train
 
 # 3 LBF agents, 2 roles: the clustering has a real choice to make at every step.
 CHECKPOINTED = ("save_model=True", "save_model_interval=150", "role_clusters=2")

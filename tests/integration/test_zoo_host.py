@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
-from tests.conftest import SHORT_RUN, cli, metrics, run_ok, zoo_train
+from tests.helpers import SHORT_RUN, cli, metrics, run_ok, zoo_train
 
 ALGOS = list(ALGORITHMS)
 

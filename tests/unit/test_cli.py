@@ -1,10 +1,7 @@
 """Bad input: one clear line naming the fix, a non-zero exit, no traceback."""
 import importlib.util
 
-import pytest
-
 from r3dm_epymarl.cli import main
-from tests.conftest import cli
 
 
 def _one_clean_line(capsys):
@@ -39,11 +36,6 @@ def test_no_host_installed(capsys, monkeypatch):
     assert main(["run", "--config=r3dm_qmix", "--env-config=gymma"]) == 2
     line = _one_clean_line(capsys)
     assert "no host found" in line and "pymarlzooplus" in line and "--epymarl" in line
-
-
-def test_help_works_without_a_host():
-    proc = cli("--help")
-    assert proc.returncode == 0 and "run" in proc.stdout and "install" in proc.stdout
 
 
 def test_sc2v2_on_pymarlzooplus_says_it_needs_an_epymarl_checkout(capsys, zoo_available):

@@ -3,7 +3,7 @@ import threading
 import time
 
 from r3dm_epymarl.experiments import observers
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 def test_mongo_url_is_taken_out_of_the_with_keys(monkeypatch):

@@ -1,8 +1,6 @@
 """The registry, its declarations against the YAMLs, registration into a host."""
 import configparser
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -12,15 +10,7 @@ from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.hosts import REGISTRY_MODULES, Host
 from r3dm_epymarl.paths import config_dir
 from r3dm_epymarl.registry import ALGORITHMS, COMPONENTS, RegistrationError, _REGISTERED, register
-from tests.conftest import REPO
-
-
-def test_import_is_lazy():
-    code = ("import sys, r3dm_epymarl, r3dm_epymarl.registry, r3dm_epymarl.cli; "
-            "heavy = [m for m in ('torch', 'sacred', 'pymarlzooplus', 'learners', 'run') if m in sys.modules]; "
-            "print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+from tests.helpers import REPO
 
 
 class FakeHost(Host):

@@ -1,66 +1,17 @@
 """`r3dm-epymarl report` on synthetic Sacred runs with a known answer, from folders and from MongoDB."""
-import csv
 import math
 
 import pytest
 
 from r3dm_epymarl.experiments import report
-from tests.conftest import assert_real_png, cli, run_ok
+from tests.report_runs import write_sacred_runs
 
-T_MAX = 1000
-STEPS = list(range(0, T_MAX + 1, 100))
 T_975 = {2: 4.302653, 4: 2.776445}  # Student t quantiles for 2 and 4 degrees of freedom
-
-
-def _ramp(top):  # a straight line from 0 to `top` over training
-    return [top * s / T_MAX for s in STEPS]
-
-
-def _step_at_300():
-    return [0.0 if s < 300 else 1.0 for s in STEPS]
-
-
-SYNTHETIC = [
-    # (algorithm, map, seed, metric, values, fails)
-    *[("qmix", "5m_vs_6m", seed, report.WIN_RATE, _ramp(top), False) for seed, top in ((1, 0.2), (2, 0.4), (3, 0.6))],
-    *[("r3dm", "5m_vs_6m", seed, report.WIN_RATE, _step_at_300(), False) for seed in (1, 2, 3)],
-    ("r3dm", "5m_vs_6m", 4, report.WIN_RATE, _ramp(0.0), True),  # a failed run: left out
-    *[("acorm", "Foraging-8x8-3p-3f-v3", seed, report.RETURN, _ramp(0.1 * seed), False) for seed in range(1, 6)],
-]
-
-
-def _write_runs(file_root, observer=None):
-    """The synthetic runs through real Sacred experiments (file storage, and Mongo if given)."""
-    from sacred import Experiment
-    from sacred.observers import FileStorageObserver
-
-    for algorithm, map_name, seed, metric, values, fails in SYNTHETIC:
-        env_args = {"key": f"lbforaging:{map_name}"} if metric == report.RETURN else {"map_name": map_name}
-        ex = Experiment("synthetic", save_git_info=False)
-        ex.add_config({"name": algorithm, "seed": seed, "t_max": T_MAX, "env_args": env_args})
-        ex.observers.append(FileStorageObserver(str(file_root / algorithm / map_name)))
-        if observer is not None:
-            ex.observers.append(observer())
-
-        def body(_run, metric=metric, values=values, fails=fails):
-            for step, value in zip(STEPS, values):
-                _run.log_scalar(metric, value, step)
-            _run.log_scalar("loss_td", 1.0, 0)
-            if fails:
-                raise RuntimeError("diverged")
-
-        ex.main(body)
-        if fails:
-            with pytest.raises(RuntimeError):
-                ex.run()
-        else:
-            ex.run()
-
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sacred")
-    _write_runs(root)
+    write_sacred_runs(root)
     return root
 
 
@@ -93,39 +44,6 @@ def test_known_answer_from_file_storage(runs_dir):
     assert acorm.threshold is None
 
 
-def test_cli_writes_table_csv_and_curves(runs_dir, tmp_path):
-    out = tmp_path / "report"
-    proc = cli("report", str(runs_dir), "--out", str(out), "--paper", "--reps", "200")
-    run_ok(proc)
-    assert "== 5m_vs_6m: test_battle_won_mean" in proc.stdout
-    assert "0.400 ± 0.497" in proc.stdout and "900 (1/3)" in proc.stdout
-    assert "paper (StarCraft II)" in proc.stdout and "0.195" in proc.stdout and "0.689" in proc.stdout
-    assert "1 run(s) with another status left out" in proc.stdout
-    with open(out / "report.csv", newline="") as f:
-        rows = {r["algorithm"]: r for r in csv.DictReader(f)}
-    assert float(rows["qmix"]["final_mean"]) == pytest.approx(0.4) and rows["r3dm"]["seeds"] == "1 2 3"
-    with open(out / "cells.csv", newline="") as f:  # one row per completed cell, its own final and wall time
-        cells = list(csv.DictReader(f))
-    assert len(cells) == 11 and {c["status"] for c in cells} == {"COMPLETED"}
-    qmix_cells = [c for c in cells if c["algorithm"] == "qmix"]
-    assert [float(c["final"]) for c in qmix_cells] == pytest.approx([0.2, 0.4, 0.6])
-    assert [float(c["auc"]) for c in qmix_cells] == pytest.approx([0.1, 0.2, 0.3])
-    assert all(0 <= float(c["wall_s"]) < 60 and c["segments"] == "1" and c["steps"] == "1000" for c in cells)
-    assert "-- 5m_vs_6m, per seed: final (wall time)" in proc.stdout and "\n  qmix  1: 0.200 (" in proc.stdout
-    # the per-seed lines are indented: before rliable's blocks, a line starting with a name is a table row
-    tables = proc.stdout.split("== rliable:")[0]
-    assert [line.split()[:2] for line in tables.splitlines() if line.startswith("qmix ")] == [["qmix", "3"]]
-    assert_real_png(out / "curves_5m_vs_6m.png", min_height=200, min_width=300, min_std=0.01)
-    assert_real_png(out / "curves_Foraging-8x8-3p-3f-v3.png", min_height=200, min_width=300, min_std=0.01)
-    # rliable's block: every r3dm seed (final 1.0) beats every qmix seed (0.2, 0.4, 0.6)
-    assert "-- 5m_vs_6m: test_battle_won_mean; runs x tasks: r3dm 3x1, qmix 3x1" in proc.stdout
-    assert "r3dm  -                  1.00 [1.00, 1.00]" in proc.stdout
-    assert "all maps: no aggregate, fewer than two maps hold every algorithm" in proc.stdout
-    assert float(rows["qmix"]["iqm"]) == pytest.approx(0.4) and float(rows["r3dm"]["iqm_lo"]) == 1.0
-    assert_real_png(out / "profiles.png", min_height=200, min_width=300, min_std=0.01)
-    assert_real_png(out / "efficiency.png", min_height=200, min_width=300, min_std=0.01)
-
-
 def test_probability_of_improvement_on_sacred_runs(runs_dir):
     from r3dm_epymarl.experiments.report import rliable as rl
 
@@ -143,26 +61,6 @@ def test_paper_overlay_matches_map_and_algorithm_case_insensitively(tmp_path):
     assert published[("3s5z_vs_3s6z", "r3dm")] == pytest.approx(0.776)
     assert published[("corridor", "cds")] == pytest.approx(0.650)
     assert len(published) == 84  # 12 maps x 7 algorithms
-
-
-def test_no_runs_is_one_clear_line(tmp_path):
-    proc = cli("report", str(tmp_path))
-    assert proc.returncode == 2 and "no Sacred runs with status COMPLETED" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
-    from r3dm_epymarl.experiments.observers import mongo_observer
-
-    url = f"{mongo_server}/report_known_answer"
-    _write_runs(tmp_path / "files", observer=lambda: mongo_observer(url))
-    from_mongo = report.aggregate([r for r in report.load_mongo_runs(url) if r.status == "COMPLETED"])
-    from_files = report.aggregate([r for r in report.load_file_runs(tmp_path / "files") if r.status == "COMPLETED"])
-    assert len(from_mongo) == 3
-    assert all(r.wall_s is not None and 0 <= r.wall_s < 60 for r in report.load_mongo_runs(url))
-    for a, b in zip(from_mongo, from_files):
-        assert (a.map, a.algorithm, a.seeds, a.metric) == (b.map, b.algorithm, b.seeds, b.metric)
-        assert a.final == pytest.approx(b.final, nan_ok=True) and a.auc == pytest.approx(b.auc, nan_ok=True)
 
 
 def test_a_resumed_run_reads_as_one_curve_and_an_unreadable_run_is_skipped(tmp_path, capsys):

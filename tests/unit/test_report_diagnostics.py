@@ -2,23 +2,11 @@
 synthetic Sacred run folders with known answers."""
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments.report import diagnostics as diag
-from tests.conftest import assert_real_png, cli, run_ok
-from tests.unit.test_report_rliable import STEPS, T_MAX, flat, load, ramp, write_run
-
-
-def r3dm_curves(seed: int) -> dict:
-    """Agnostic recon falls 10 -> 2 (+ seed), the role model's is exactly half; r_obs ramps to 0.1 * seed."""
-    agnostic = [10 - 8 * s / T_MAX + seed for s in STEPS]
-    return {report.WIN_RATE: flat(0.5), "r_int_obs_mean": ramp(0.1 * seed), "r_int_obs_std": flat(9.0),
-            "r_int_policy_mean": flat(1e-4), "loss_wm_recon": agnostic,
-            "loss_wm_role_recon": [a / 2 for a in agnostic], "loss_wm_dyn": flat(1.0), "loss_wm_role_dyn": [],
-            "role_cluster_size_0": flat(2.5), "role_cluster_size_1": flat(1.5), "role_cluster_size_2": flat(1.0)}
+from tests.report_runs import STEPS, flat, load, r3dm_curves, ramp, write_run
 
 
 def test_summaries_are_the_hand_computed_windows():
@@ -44,26 +32,6 @@ def test_diagnostics_per_algorithm_with_the_role_over_agnostic_ratio(tmp_path):
     # agnostic recon, seed 1: early mean of 11, 10.2, 9.4; seed 2 one higher
     assert found["r3dm", "loss_wm_recon"].mean(0) == pytest.approx(10.2 + 0.5)
     assert found["r3dm", "role_cluster_size_0"].row()[4:] == pytest.approx([2.5] * 5)
-
-
-def test_report_prints_the_block_and_writes_the_csv_and_a_real_png(tmp_path):
-    runs = tmp_path / "runs"
-    for seed in (1, 2, 3):
-        write_run(runs, "r3dm", "3m", seed, r3dm_curves(seed))
-        write_run(runs, "acorm", "3m", seed, {report.WIN_RATE: flat(0.4), "role_cluster_size_0": flat(2.0),
-                                              "role_cluster_size_1": flat(1.0)})
-    out = tmp_path / "report"
-    proc = cli("report", str(runs), "--out", str(out), "--reps", "200")
-    run_ok(proc)
-    assert "== diagnostics: early = first 20% of steps, late = last 20%" in proc.stdout
-    assert "r3dm       loss_wm_recon role/agnostic" in proc.stdout
-    with open(out / "diagnostics.csv", newline="") as f:
-        rows = {(r["algorithm"], r["quantity"]): r for r in csv.DictReader(f)}
-    assert float(rows["acorm", "role_cluster_size_0"]["late"]) == 2.0 and rows["acorm", "role_cluster_size_0"]["seeds"] == "3"
-    row = rows["r3dm", "r_int_obs_mean"]  # late 0.09, 0.18, 0.27
-    assert (float(row["late"]), float(row["late_min_over_seeds"]), float(row["late_max_over_seeds"])) == \
-        pytest.approx((0.18, 0.09, 0.27))
-    assert_real_png(out / "diagnostics_3m.png", min_height=300, min_width=1000, min_std=0.01)
 
 
 def test_no_diagnostics_no_file(tmp_path):

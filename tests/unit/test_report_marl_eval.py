@@ -11,8 +11,7 @@ import pytest
 
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments.report import rliable as rl
-from tests.conftest import cli
-from tests.unit.test_report_rliable import STEPS, load, ramp, write_run
+from tests.report_runs import STEPS, load, ramp, write_run
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +85,3 @@ def test_marl_eval_loads_the_export(exported):
             else:  # returns: marl-eval's own min-max normalisation gives the report's normalised finals
                 ours = groups[tasks[0].lower()].scores()[algorithm]
                 np.testing.assert_allclose(finals["mean_norm_return"][algorithm], ours, atol=1e-5)
-
-
-def test_unknown_export_format_is_one_clear_line(tmp_path):
-    proc = cli("report", str(tmp_path), "--export", "csv", str(tmp_path / "x.json"))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "r3dm-epymarl: error: --export csv: unknown format, use one of: marl-eval"]

@@ -2,46 +2,12 @@
 profiles, sample-efficiency curves) on synthetic Sacred run folders with known answers."""
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from r3dm_epymarl.experiments import report
 from r3dm_epymarl.experiments.report import rliable as rl
-from tests.conftest import assert_real_png, cli, run_ok
-
-T_MAX = 1000
-STEPS = list(range(0, T_MAX + 1, 100))  # 11 evaluations
-
-
-def write_run(root: Path, algorithm: str, map_name: str, seed: int, curves: dict, steps=STEPS, t_max=T_MAX,
-              status="COMPLETED") -> None:
-    """A Sacred FileStorage run folder (run.json, config.json, metrics.json); `curves`: metric -> values."""
-    folder = root / algorithm / map_name / str(seed)
-    folder.mkdir(parents=True)
-    lbf = report.RETURN in curves and report.WIN_RATE not in curves
-    env_args = {"key": f"lbforaging:{map_name}"} if lbf else {"map_name": map_name}
-    (folder / "run.json").write_text(json.dumps({"status": status}))
-    (folder / "config.json").write_text(json.dumps({"name": algorithm, "seed": seed, "t_max": t_max,
-                                                    "env": "gymma" if lbf else "smax", "env_args": env_args}))
-    (folder / "metrics.json").write_text(json.dumps(
-        {m: {"steps": list(steps[: len(v)]), "values": list(v)} for m, v in curves.items()}))
-
-
-def flat(value: float, steps=STEPS) -> list[float]:
-    return [value] * len(steps)
-
-
-def ramp(top: float, steps=STEPS) -> list[float]:
-    return [top * s / T_MAX for s in steps]
-
-
-def load(root: Path):
-    return [r for r in report.load_file_runs(root) if r.status == "COMPLETED"]
-
+from tests.report_runs import STEPS, flat, load, ramp, write_run
 
 REPS = rl.default_reps(1000)
 FAST = rl.default_reps(200)  # where the answer does not depend on the resamples (all-or-nothing P(X > Y))
@@ -172,57 +138,3 @@ def test_all_maps_keeps_the_maps_every_algorithm_ran_and_its_fewest_seeds(tmp_pa
     none, why = rl.all_maps_group([g for g in groups if g.name in ("2s3z", "3m")])
     assert none is None and why == ["all maps: no aggregate, fewer than two maps hold every algorithm "
                                     "(2s3z lacks r3dm)"]
-
-
-# --- the command ----------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def two_maps(tmp_path_factory):
-    """r3dm beats qmix on two SMAX maps (win rate and return logged) and on LBF (return only)."""
-    root = tmp_path_factory.mktemp("two_maps")
-    for seed in (1, 2, 3):
-        for map_name in ("3m", "8m"):
-            for algorithm, top in (("qmix", 0.1 * seed), ("r3dm", 0.6 + 0.1 * seed)):
-                wins = ramp(top)
-                write_run(root, algorithm, map_name, seed,
-                          {report.WIN_RATE: wins, report.RETURN: [20 * w for w in wins]})
-        write_run(root, "qmix", "Foraging-8x8-3p-3f-v3", seed, {report.RETURN: ramp(0.1 * seed)})
-        write_run(root, "r3dm", "Foraging-8x8-3p-3f-v3", seed, {report.RETURN: ramp(0.5 + 0.1 * seed)})
-    return root
-
-
-def test_cli_prints_the_blocks_and_writes_csv_and_real_pngs(two_maps, tmp_path):
-    out = tmp_path / "report"
-    proc = cli("report", str(two_maps), "--out", str(out), "--reps", "200", "--per-seed")
-    run_ok(proc)
-    text = proc.stdout
-    assert "== 3m: test_battle_won_mean" in text  # the existing table is still there
-    assert "== rliable: each run's final score, stratified-bootstrap 95% CIs" in text and "reps 200" in text
-    assert "normalised: test_return_mean min-max per map" in text and "Foraging-8x8-3p-3f-v3 0..0.8 -> 0..1" in text
-    assert "-- all maps (3m, 8m, Foraging-8x8-3p-3f-v3): test_battle_won_mean, test_return_mean" in text
-    assert text.count("probability of improvement P(row > column) [95% CI]:") == 4  # 3 maps + all maps
-    assert "r3dm  -                  1.00 [1.00, 1.00]" in text
-    assert "unequal runs" not in text
-    with open(out / "report.csv", newline="") as f:
-        rows = {(r["map"], r["algorithm"]): r for r in csv.DictReader(f)}
-    assert float(rows["3m", "qmix"]["final_mean"]) == pytest.approx(0.2)  # old columns kept
-    assert float(rows["3m", "qmix"]["iqm"]) == pytest.approx(0.2)  # the middle of 0.1, 0.2, 0.3
-    assert float(rows["3m", "qmix"]["iqm_lo"]) <= 0.2 <= float(rows["3m", "qmix"]["iqm_hi"])
-    # LBF returns 0.1, 0.2, 0.3 over the map's range 0..0.8: 0.125, 0.25, 0.375
-    assert float(rows["Foraging-8x8-3p-3f-v3", "qmix"]["iqm"]) == pytest.approx(0.25)
-    assert rows["Foraging-8x8-3p-3f-v3", "qmix"]["score_scale"] == "min-max 0..0.8"
-    # all maps, r3dm: 0.7 0.8 0.9 twice and 0.75 0.875 1.0; the middle 5 of the 9 sorted runs
-    assert float(rows["all maps", "r3dm"]["iqm"]) == pytest.approx((0.75 + 0.8 + 0.8 + 0.875 + 0.9) / 5)
-    with open(out / "improvement.csv", newline="") as f:
-        improvement = {(r["map"], r["x"], r["y"]): float(r["p_x_better"]) for r in csv.DictReader(f)}
-    assert improvement["all maps", "r3dm", "qmix"] == 1.0 and improvement["3m", "qmix", "r3dm"] == 0.0
-    for png in ("profiles.png", "efficiency.png", "curves_3m.png"):
-        assert_real_png(out / png, min_height=300, min_width=600, min_std=0.01)
-
-
-def test_bad_reps_is_one_clear_line(tmp_path):
-    for bad in ("0", "-3"):
-        proc = cli("report", str(tmp_path), "--reps", bad)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert proc.stderr.strip().splitlines() == [
-            f"r3dm-epymarl: error: --reps {bad}: the number of bootstrap resamples must be a positive integer"]
