@@ -9,10 +9,9 @@ why it is needed; they are counted per update and checked against the list below
 is the host's own learner: its syncs are the host's code, listed, not the plug-in's.
 """
 import pytest
-import torch as th
 
-from r3dm_epymarl.registry import ALGORITHMS, HOST_PREFIX, COMPONENTS
 from r3dm_epymarl.modules.sync import host_read
+from r3dm_epymarl.registry import ALGORITHMS, COMPONENTS, HOST_PREFIX
 from tests import update_probes as probes
 from tests.update_probes import SyncCounter
 
