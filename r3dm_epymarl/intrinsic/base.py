@@ -59,12 +59,13 @@ class IntrinsicTerm(nn.Module):
         """[B, T-1, 1] reward for each step; the learner calls this under torch.no_grad()."""
         raise NotImplementedError
 
-    def update(self, ctx: UpdateContext) -> dict[str, float]:
+    def update(self, ctx: UpdateContext) -> dict[str, th.Tensor]:
         """Train this term's own parameters once per learner update (before `reward` is computed);
-        return its named losses."""
+        return its named losses as 0-dim tensors, detached and left on the device (the learner reads
+        them at its log steps: no host sync here; floats are accepted too)."""
         return {}
 
-    def pretrain_update(self, ctx: UpdateContext, hard_target: bool) -> dict[str, float]:
+    def pretrain_update(self, ctx: UpdateContext, hard_target: bool) -> dict[str, th.Tensor]:
         """One step during the learner's role pre-training (ctx.q is None then); hard_target: the phase
         whose targets are hard copies (f_e pre-training) rather than EMA (contrastive pre-training)."""
         return {}

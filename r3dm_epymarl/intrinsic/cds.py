@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
 from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.optim import adam
+from r3dm_epymarl.modules.sync import host_read
 
 
 class ObsPredictor(nn.Module):
@@ -60,11 +61,16 @@ class CDSReward(IntrinsicTerm):
         self.target_predictor = copy.deepcopy(self.predictor).requires_grad_(False)
         self.target_id_predictor = copy.deepcopy(self.id_predictor).requires_grad_(False)
         self.register_buffer("updates", th.zeros((), dtype=th.long))  # predictor updates so far (checkpointed)
+        self.host_updates = 0  # the same count on the host (schedules read it without a device sync)
+        self.register_load_state_dict_post_hook(lambda module, _: module._count_on_host())
         self.predictor_params = [*self.predictor.parameters(), *self.id_predictor.parameters()]
         self.optimiser = adam(self.predictor_params, args.cds_predictor_lr)
 
     def optimisers(self):
         return [self.optimiser]
+
+    def _count_on_host(self):
+        self.host_updates = int(self.updates)  # after loading a checkpoint (not in an update)
 
     def _inputs(self, ctx: UpdateContext):
         """([h_{t-1}, o_t, a_t] [B, T-1, N, in], agent index [B, T-1, N], o_{t+1} [B, T-1, N, O])."""
@@ -115,12 +121,15 @@ class CDSReward(IntrinsicTerm):
         The target copy due after update n is taken at the start of update n + 1: the hook computes the
         reward after `update`, and the published reward of update n still reads the older copy."""
         interval = self.args.cds_predictor_target_interval
-        if int(self.updates) > 0 and int(self.updates) % interval == 0:
+        if self.host_updates > 0 and self.host_updates % interval == 0:
             self._copy_targets()
         x, agent, target = self._inputs(ctx)
-        valid = (ctx.mask[..., 0] > 0).unsqueeze(-1).expand(x.shape[:3]).flatten().nonzero().squeeze(-1)  # [M]
+        active = (ctx.mask[..., 0] > 0).unsqueeze(-1).expand(x.shape[:3]).flatten()  # [B * (T-1) * N]
+        M = host_read(active.sum(), "CDS's predictor minibatches cover the valid transitions: their number "
+                                    "sets the shuffle and the minibatch loop")
+        valid = active.nonzero_static(size=M).squeeze(-1)  # [M]
         # Shuffle once, with one gather per tensor; the minibatches are then contiguous slices.
-        order = valid[th.randperm(valid.shape[0], device=x.device)]
+        order = valid[th.randperm(M, device=x.device)]
         x, agent, target = (v.flatten(0, 2)[order] for v in (x, agent, target))  # [M, .]
         size, clip = self.args.cds_predictor_batch, self.args.cds_predictor_clip
         total, count = x.new_zeros(()), 0
@@ -135,4 +144,5 @@ class CDSReward(IntrinsicTerm):
             self.optimiser.step()
             total, count = total + loss.detach(), count + 1
         self.updates += 1
-        return {"loss_cds_predictors": (total / max(count, 1)).item()}
+        self.host_updates += 1
+        return {"loss_cds_predictors": total / max(count, 1)}

@@ -147,8 +147,8 @@ class WorldModelReward(IntrinsicTerm):
         agnostic, role = loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing)
         return agnostic, role
 
-    def update(self, ctx: UpdateContext) -> dict[str, float]:
-        """One Adam step on each model, then the EMA target update; returns the loss parts as floats.
+    def update(self, ctx: UpdateContext) -> dict[str, th.Tensor]:
+        """One Adam step on each model, then the EMA target update; returns the loss parts (0-dim tensors).
 
         One backward of the sum of both losses gives each model exactly the gradient of its own loss
         (disjoint parameters); each model then clips its own gradient and takes its own step."""
@@ -159,8 +159,8 @@ class WorldModelReward(IntrinsicTerm):
         self._update_targets()
         return losses
 
-    def _train_step(self, ctx: UpdateContext) -> dict[str, float]:
-        """One Adam step on each model (no target update); the loss parts as floats."""
+    def _train_step(self, ctx: UpdateContext) -> dict[str, th.Tensor]:
+        """One Adam step on each model (no target update); the loss parts (0-dim, on the device)."""
         agnostic, role = self._fused_losses(ctx)
         self.optimiser.zero_grad(set_to_none=True)
         self.role_optimiser.zero_grad(set_to_none=True)
@@ -171,11 +171,10 @@ class WorldModelReward(IntrinsicTerm):
             th.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
             optimiser.step()
             logged += [loss[name].detach() for name in LOSS_NAMES]
-        values = th.stack(logged).tolist()  # one device sync
         names = [f"loss_wm_{n}" for n in LOSS_NAMES] + [f"loss_wm_role_{n}" for n in LOSS_NAMES]
-        return dict(zip(names, values))
+        return dict(zip(names, logged))  # no device sync: they become floats at the learner's log step
 
-    def pretrain_update(self, ctx: UpdateContext, hard_target: bool) -> dict[str, float]:
+    def pretrain_update(self, ctx: UpdateContext, hard_target: bool) -> dict[str, th.Tensor]:
         """One pre-training step (published: during f_e pre-training the targets are hard copies,
         during contrastive pre-training they take one EMA step)."""
         losses = self._train_step(ctx)

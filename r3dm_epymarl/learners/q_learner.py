@@ -19,6 +19,7 @@ from r3dm_epymarl.config import Key, validate
 from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
 from r3dm_epymarl.intrinsic import TERMS, build_terms
 from r3dm_epymarl.intrinsic.base import UpdateContext
+from r3dm_epymarl.learners.divergence import DivergenceWatch
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.modules.precision import PRECISIONS, at_least_fp32, autocast
 
@@ -80,7 +81,9 @@ class HookedQLearner:
         self.last_target_update_step = 0
         self.ready = False  # set at the first TD update (after any pre-training)
         self.log_stats_t = -args.learner_log_interval - 1
-        self.stats: dict[str, float] = {}
+        # name -> float or 0-dim tensor: values stay on the device until a log step reads them all at once
+        self.stats: dict[str, float | th.Tensor] = {}
+        self.divergence = DivergenceWatch()  # NaN / inf of the intrinsic terms, read at log steps
 
     # --- what subclasses extend -------------------------------------------------------------------
     def check_args(self, args):
@@ -142,7 +145,7 @@ class HookedQLearner:
         self._update_targets()
         self.stats["time_update_ms"] = 1000 * (time.perf_counter() - update_start)
 
-        if t_env - self.log_stats_t >= self.args.learner_log_interval:
+        if t_env - self.log_stats_t >= self.args.learner_log_interval:  # a log step: host reads from here on
             mask, n = out["mask"], out["mask"].sum().item()
             self.stats.update({
                 **{name: value.item() for name, value in losses.items()},
@@ -151,6 +154,7 @@ class HookedQLearner:
                 "target_mean": (out["targets"] * mask).sum().item() / n,
                 "lr": next(iter(self.td_optimisers.values())).param_groups[0]["lr"],
             })
+            self._check_finite(t_env)
             self._flush_stats(t_env)
             self.log_stats_t = t_env
 
@@ -231,20 +235,20 @@ class HookedQLearner:
         """Sum of the configured terms' rewards [B, T-1, 1].
 
         Each term first trains its own models, then computes its reward (published R3DM order: the
-        world models are updated, with their target EMA, before the reward is computed)."""
+        world models are updated, with their target EMA, before the reward is computed). Their losses
+        and rewards are watched for NaN / inf on the device (`_check_finite` reads that at log steps)."""
         total = th.zeros_like(ctx.mask)
         for name, term in self.intrinsic.items():
             start = time.perf_counter()
             with self.profile_part(f"{name} update"):
                 losses = term.update(ctx)
-            for loss_name, value in losses.items():
-                self._check_finite(loss_name, th.tensor(value), ctx.t_env)
+            self.divergence.watch(losses, ctx.t_env)
             self.stats.update(losses)
             self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             with th.no_grad(), self.profile_part(f"{name} reward"):
                 reward = term.reward(ctx)
-            self._check_finite(term.log_name, reward, ctx.t_env)
+            self.divergence.watch({term.log_name: reward}, ctx.t_env)
             total = total + reward
             self.stats[f"time_{name}_reward_ms"] = 1000 * (time.perf_counter() - start)
             for part, value in {term.log_name: reward, **term.reward_parts}.items():
@@ -258,18 +262,31 @@ class HookedQLearner:
             return alpha
         return alpha * min(1.0, max(0.0, 1.0 - (t_env - self.args.intrinsic_anneal_start) / length))
 
-    def _check_finite(self, name: str, value: th.Tensor, t_env: int) -> None:
-        if th.isfinite(value).all():
+    def _check_finite(self, t_env: int) -> None:
+        """At a log step: stop the run if a watched term became NaN or inf since the last check."""
+        diverged = self.divergence.check(t_env)
+        if diverged is None:
             return
+        name, first, since = diverged
         self.stats[name] = float("nan")
         self._flush_stats(t_env)  # what was computed so far reaches Sacred before the run stops
+        checked = f"checked on the device and read at the log step t_env={t_env}" + (
+            f", the previous one at t_env={since}" if since is not None else "")
         raise for_sacred(TrainingDiverged(
-            f"'{name}' became NaN or inf at t_env={t_env}; the run stopped (metrics so far are saved). "
-            "Lower intrinsic_alpha, wm_lr or lr, or check the environment's observations"))
+            f"'{name}' became NaN or inf at t_env={first} ({checked}); the run stopped (metrics so far are "
+            "saved). Lower intrinsic_alpha, wm_lr or lr, or check the environment's observations"))
 
     def _flush_stats(self, t_env: int) -> None:
+        """Log every stat as a float: the tensors among them in one host read per dtype and device."""
+        groups: dict[tuple, list[str]] = {}
         for name, value in self.stats.items():
-            self.logger.log_stat(name, float(value), t_env)
+            if isinstance(value, th.Tensor):
+                groups.setdefault((value.dtype, value.device), []).append(name)
+        floats = {}
+        for names in groups.values():
+            floats.update(zip(names, th.stack([self.stats[n].detach().reshape(()) for n in names]).tolist()))
+        for name, value in self.stats.items():
+            self.logger.log_stat(name, float(floats.get(name, value)), t_env)
         self.stats.clear()
 
     # --- targets, devices, checkpoints --------------------------------------------------------
@@ -340,12 +357,12 @@ class HookedQLearner:
         self.load_extra_state(state)
 
 
-def _masked_mean_std(value: th.Tensor, mask: th.Tensor) -> tuple[float, float]:
-    """Mean and std of value [B, T-1, 1] over the unmasked steps."""
+def _masked_mean_std(value: th.Tensor, mask: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """Mean and std (0-dim, on the device) of value [B, T-1, 1] over the unmasked steps."""
     n = mask.sum().clamp(min=1)
     mean = (value * mask).sum() / n
     var = ((value - mean).pow(2) * mask).sum() / n
-    return mean.item(), var.sqrt().item()
+    return mean, var.sqrt()
 
 
 def td_mask(batch):

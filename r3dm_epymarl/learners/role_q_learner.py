@@ -18,6 +18,7 @@ from r3dm_epymarl.learners.q_learner import Q_KEYS, HookedQLearner, td_mask
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.roles.contrastive import ContrastiveRoleLoss
 from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.modules.sync import host_read
 from r3dm_epymarl.roles.kmeans import batched_kmeans
 from r3dm_epymarl.roles.pretrain import PretrainLoss
 
@@ -99,8 +100,12 @@ class RoleQLearner(HookedQLearner):
 
     def _contrastive_step(self, e, mask):
         """e [B, T, N, E] (no gradient), mask [B, T, 1]: one step on f_r and W over active (b, t).
-        No gradient clipping (published)."""
-        groups = e[mask[..., 0] > 0]  # [G, N, E]
+        No gradient clipping (published). Returns the loss (0-dim, on the device)."""
+        active = (mask[..., 0] > 0).flatten()  # [B * T]
+        # e[active] with the count read once: a boolean-mask index would read it implicitly.
+        G = host_read(active.sum(), "the contrastive step's k-means clusters every active (episode, step): "
+                                    "their number is its batch size")
+        groups = e.flatten(0, 1).index_select(0, active.nonzero_static(size=G).squeeze(1))  # [G, N, E]
         labels = self._cluster(groups)  # [G, N]
         loss = self.contrastive(self.mac.roles.role, groups, labels)
         self.contrastive_optimiser.zero_grad()
@@ -109,10 +114,11 @@ class RoleQLearner(HookedQLearner):
         self.contrastive.momentum_update(self.mac.roles.role)
         sizes = th.nn.functional.one_hot(labels, self.args.role_clusters).sum(1).float()  # [G, K]
         sizes = sizes.sort(dim=-1, descending=True).values.mean(0)
-        self.stats[self.contrastive.name] = loss.item()
-        for k, size in enumerate(sizes.tolist()):
+        loss = loss.detach()
+        self.stats[self.contrastive.name] = loss
+        for k, size in enumerate(sizes.unbind()):
             self.stats[f"role_cluster_size_{k}"] = size  # mean size of the k-th largest cluster
-        return loss.item()
+        return loss
 
     # --- pre-training: one step per train call, as published -----------------------------------
     def _pretrain_steps(self) -> tuple[int, int]:
@@ -134,7 +140,7 @@ class RoleQLearner(HookedQLearner):
             self.pretrain_optimiser.zero_grad()
             loss.backward()  # no gradient clipping (published)
             self.pretrain_optimiser.step()
-            self.stats[self.pretrain.name] = loss.item()
+            self.stats[self.pretrain.name] = loss.detach()
         else:
             with th.no_grad():
                 e = trajectory.unroll(x)[:, :-1]

@@ -25,7 +25,7 @@ Algorithm (per group, all groups in parallel):
     clusters left empty take the last labels.
 
 Convergence: stop once no centroid of any group moved by more than `tol` (Euclidean distance;
-one host sync per iteration), else after `n_iter` iterations. Unlike scikit-learn, `tol` is
+one host sync per iteration, through `host_read`), else after `n_iter` iterations. Unlike scikit-learn, `tol` is
 absolute, not relative to the data variance; once the assignments stop changing the centroids
 stop moving exactly, so the default only matters for pathological ties.
 
@@ -39,6 +39,8 @@ import math
 from typing import NamedTuple
 
 import torch
+
+from r3dm_epymarl.modules.sync import host_read
 
 
 class KMeansResult(NamedTuple):
@@ -117,7 +119,7 @@ def _batched_kmeans(x, k, n_iter, n_init, generator, tol):
         c_next.div_(counts.clamp(min=1)).addcmul_(c, empty)
         shift = torch.linalg.vector_norm(c.sub_(c_next), dim=-1).max()  # c is free after this
         c, c_next = c_next, c
-        if shift.item() <= tol:  # the only host sync per iteration
+        if host_read(shift, "k-means stops once no centroid moved by more than tol") <= tol:  # the only sync
             break
 
     # Final assignment so labels and centroids agree; pick the best run per group.

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch as th
 
+from r3dm_epymarl.modules.sync import host_side
+
 
 def to_device(x: th.Tensor, device) -> th.Tensor:
     """A host-built index tensor onto `device` without waiting for the device: on a GPU through pinned
@@ -50,19 +52,24 @@ class Packing:
         if M == 0 or max(lengths) < 1:
             raise ValueError("a packing needs at least one stream with a valid step")
         order = sorted(range(M), key=lambda i: -lengths[i])  # stable: ties keep stream order
-        sorted_lengths = th.tensor([lengths[i] for i in order])  # [M], non-increasing
-        steps = int(sorted_lengths[0])
-        widths = tuple(int(w) for w in (th.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)).sum(1))
-        order_t = th.tensor(order)
-        grid = th.arange(steps).unsqueeze(1) * M + order_t.unsqueeze(0)  # [steps, M] flat padded index
-        live = th.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)  # [steps, M]
-        rows = grid[live]  # time-major, within a step in `order` (CPU tensors: no device sync)
-        return cls(T, M, widths, to_device(rows, device), rows, th.tensor(lengths))
+        with host_side("packing: the packed rows' indices, from the host's episode lengths"):
+            sorted_lengths = th.tensor([lengths[i] for i in order])  # [M], non-increasing
+            steps = int(sorted_lengths[0])
+            widths = tuple(int(w) for w in (th.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)).sum(1))
+            order_t = th.tensor(order)
+            grid = th.arange(steps).unsqueeze(1) * M + order_t.unsqueeze(0)  # [steps, M] flat padded index
+            live = th.arange(steps).unsqueeze(1) < sorted_lengths.unsqueeze(0)  # [steps, M]
+            rows = grid[live]  # time-major, within a step in `order` (CPU tensors: no device sync)
+            lengths_host = th.tensor(lengths)
+        return cls(T, M, widths, to_device(rows, device), rows, lengths_host)
 
     @property
     def order(self) -> th.Tensor | None:
         """[M] stream ids (host), longest first: step 0 holds every stream; None when dense (identity)."""
-        return None if self.rows_host is None else self.rows_host[:self.widths[0]]
+        if self.rows_host is None:
+            return None
+        with host_side("packing: stream order, on the host"):
+            return self.rows_host[:self.widths[0]]
 
     @property
     def size(self) -> int:
@@ -93,5 +100,6 @@ class Packing:
         device = self.rows.device
         if len(self.widths) == 1:
             return th.zeros(0, dtype=th.long, device=device)
-        return to_device(th.cat([th.arange(starts[t - 1], starts[t - 1] + w) for t, w in enumerate(self.widths)
-                                 if t > 0]), device)
+        with host_side("packing: the previous step's rows, from the host's widths"):
+            rows = th.cat([th.arange(starts[t - 1], starts[t - 1] + w) for t, w in enumerate(self.widths) if t > 0])
+        return to_device(rows, device)

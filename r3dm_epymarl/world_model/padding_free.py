@@ -12,6 +12,7 @@ import torch as th
 from torch.nn import functional as F
 
 from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.modules.sync import host_side
 from r3dm_epymarl.world_model.distributions import (
     one_hot_log_prob, straight_through_sample, symlog, unimix_probs,
 )
@@ -33,12 +34,13 @@ def _starts(packing: Packing, k: int):
     Returns (flat start indices t * M + s in the [T-1, M] grid, on the host, sorted by steps left
     (descending, stable), widths: starts still imagining at steps j = 2..k)."""
     T, M = packing.T, packing.M
-    t = th.arange(T - 1).unsqueeze(1)  # [T-1, 1]
-    left = (packing.lengths_host.unsqueeze(0) - 1 - t).clamp(max=k)  # [T-1, M]: steps t+1.. that exist
-    flat = th.nonzero(left.reshape(-1) >= 2).squeeze(1)  # CPU tensors: no device sync
-    steps_left, order = left.reshape(-1)[flat].sort(descending=True, stable=True)
-    widths = tuple(int((steps_left >= j).sum()) for j in range(2, k + 1))
-    return flat[order], widths
+    with host_side("padding-free imagination: its starts, from the host's episode lengths"):
+        t = th.arange(T - 1).unsqueeze(1)  # [T-1, 1]
+        left = (packing.lengths_host.unsqueeze(0) - 1 - t).clamp(max=k)  # [T-1, M]: steps t+1.. that exist
+        flat = th.nonzero(left.reshape(-1) >= 2).squeeze(1)  # CPU tensors: no device sync
+        steps_left, order = left.reshape(-1)[flat].sort(descending=True, stable=True)
+        widths = tuple(int((steps_left >= j).sum()) for j in range(2, k + 1))
+        return flat[order], widths
 
 
 def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: int, packing: Packing,
@@ -70,9 +72,11 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
         if widths and widths[0] > 0:
             starts = to_device(starts_host, device)
             # the row of each start among the j = 1 rows
-            row_of = th.full((T * M,), -1, dtype=th.long)
-            row_of[packing.rows_host[w0:]] = th.arange(len(packing.rows_host) - w0)
-            first_rows = to_device(row_of[starts_host + M], device)
+            with host_side("padding-free imagination: the first row of each start, on the host"):
+                row_of = th.full((T * M,), -1, dtype=th.long)
+                row_of[packing.rows_host[w0:]] = th.arange(len(packing.rows_host) - w0)
+                first_rows = row_of[starts_host + M]
+            first_rows = to_device(first_rows, device)
             flat_act = pad(actions.reshape(T * M, -1))
             roles_p = [None if r is None else pad(r) for r in flat_roles]
             at = lambda x, j: x[starts + j * M]  # x at step t + j of each start  # noqa: E731

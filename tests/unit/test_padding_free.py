@@ -72,7 +72,7 @@ def test_term_skipping_padding_matches_the_padded_term(k):
         th.manual_seed(1)
         term = term_for(batch, wm_horizon=k, wm_skip_padding=skip, wm_reward_sample=True)
         th.manual_seed(2)
-        losses = term._train_step(ctx)
+        losses = {name: float(v) for name, v in term._train_step(ctx).items()}  # the floats a log step reads
         grads = [p.grad.clone() for p in [*term.model.parameters(), *term.role_model.parameters()]]
         th.manual_seed(3)
         with th.no_grad():
@@ -110,7 +110,7 @@ def test_plain_recurrence_path_trains_the_same():
         th.manual_seed(1)
         term = term_for(batch, wm_fused=fused)
         th.manual_seed(2)
-        losses = term._train_step(ctx)
+        losses = {name: float(v) for name, v in term._train_step(ctx).items()}  # the floats a log step reads
         results.append((losses, [p.grad.clone() for p in [*term.model.parameters(), *term.role_model.parameters()]]))
     (fused_losses, fused_grads), (plain_losses, plain_grads) = results
     for name, value in fused_losses.items():

@@ -122,6 +122,36 @@ def test_nan_in_a_term_stops_training_naming_it_after_flushing_logs(monkeypatch)
     assert "r_int_policy_mean" in logger.stats and "loss_pretrain" in logger.stats  # flushed before stopping
 
 
+class LateNaNTerm(IntrinsicTerm):
+    """Finite rewards, then NaN from t_env = 13 on, and a NaN loss of its own from t_env = 14 on."""
+    name, log_name = "late_nan_term", "r_int_late_nan"
+
+    def update(self, ctx):
+        return {"loss_late": th.tensor(float("nan") if ctx.t_env >= 14 else 1.0)}
+
+    def reward(self, ctx):
+        return th.full_like(ctx.mask, float("nan") if ctx.t_env >= 13 else 0.5)
+
+
+def test_nan_between_log_steps_is_found_at_the_next_one_naming_its_first_step_and_the_range(monkeypatch):
+    """NaN / inf is watched on the device (no host sync per update) and read at the next log step: the
+    error names the term that diverged first, the t_env where it did, and the steps that were checked."""
+    monkeypatch.setitem(TERMS, "late_nan_term", f"{__name__}:LateNaNTerm")
+    batch = make_batch()
+    learner, logger = build_learner(batch, "r3dm", intrinsic_terms=["policy_kl", "late_nan_term"],
+                                    learner_log_interval=10, **{k: v for k, v in POLICY_ONLY.items()
+                                                                if k != "intrinsic_terms"})
+    for t in (0, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19):  # logs at 0 and 10, then not until 20
+        learner.train(batch, t, t)
+    assert logger.stats["loss_td"][-1][0] == 10
+    with pytest.raises(TrainingDiverged, match=r"'r_int_late_nan' became NaN or inf at t_env=13 \(checked on the "
+                                               r"device and read at the log step t_env=20, the previous one at "
+                                               r"t_env=10\)"):
+        learner.train(batch, 20, 20)
+    assert logger.stats["r_int_late_nan"][-1] == (20, pytest.approx(float("nan"), nan_ok=True))
+    assert logger.stats["loss_td"][-1][0] == 20 and logger.stats["r_int_policy_mean"][-1][0] == 20  # flushed
+
+
 def test_unknown_term_is_a_config_error():
     with pytest.raises(ConfigError, match="'intrinsic_terms' names 'curiosity'"):
         build_learner(make_batch(), "r3dm", intrinsic_terms=["curiosity"])
