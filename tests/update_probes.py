@@ -3,7 +3,7 @@ tests/unit/test_device_placement.py).
 
 Every registered algorithm is built as a host builds it: its learner and controller from PyMARLzoo+'s
 registries (the plug-in registered there), on a host EpisodeBatch filled as the host's runner fills
-it (benchmarks/learner_update.py's `make_batch`: episodes of different lengths, padding, time-outs),
+it (tests/harness.py's `host_batch`: episodes of different lengths, padding, time-outs),
 with tiny widths and every path of an update switched on: role pre-training (both phases), the
 contrastive step every other update, R3DM's k = 2 imagination, CDS's target copies.
 
@@ -47,10 +47,9 @@ def host():
 
 
 def make_batch(zoo, seed=0):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import learner_update
+    from tests.harness import host_batch
 
-    return learner_update.make_batch(zoo, SHAPES, LENGTHS, TERMINATED, seed=seed)
+    return host_batch(zoo, SHAPES, LENGTHS, TERMINATED, seed=seed)
 
 
 def build(zoo, algorithm: str, batch, **overrides):
