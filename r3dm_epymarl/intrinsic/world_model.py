@@ -14,6 +14,10 @@ compute the reward
 with k-step open-loop imagination from the filtered state at t using the logged actions and
 K_t = min(k, steps left in the episode). As in the published code the latents are SAMPLED while
 filtering and imagining (a stochastic reward); `wm_reward_sample: False` uses modes instead.
+
+`wm_action` chooses the action the step t -> t+1 is fed (training, filtering and imagination alike):
+`current` a_t (the paper); `published` what the published code feeds, its buffer's "last action" of
+index t+1: a_{t-1} (zeros at t = 0), except a_t on each episode's final transition (`published_actions`).
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from r3dm_epymarl.world_model.padding_free import predict_packed
 from r3dm_epymarl.world_model.rssm import RSSM
 
 LOSS_NAMES = ("recon", "dyn", "rep")
+WM_ACTIONS = ("current", "published")
 
 
 def observed(batch) -> th.Tensor:
@@ -45,6 +50,22 @@ def observed(batch) -> th.Tensor:
     valid = valid.clone()
     valid[:, 2:] = valid[:, 2:] * (1 - ended[:, :-2])
     return valid
+
+
+def published_actions(actions: th.Tensor, obs_valid: th.Tensor) -> th.Tensor:
+    """actions [B, T, N, A] (a_t at t), obs_valid [B, T] -> the actions the published world models are fed
+    at the step t -> t+1, [B, T, N, A]: the buffer's stored "last action" of index t+1.
+
+    The published runner stores, with step t's transition, the previous step's one-hot at index t+1
+    (so index t holds a_{t-2}, zeros at indices 0 and 1), and the episode's last store writes a_{L-1}
+    at the final index L. Hence: a_{t-1} for t >= 1, zeros at t = 0, and a_t at t = L-1.
+    """
+    fed = th.cat([th.zeros_like(actions[:, :1]), actions[:, :-1]], 1)  # a_{t-1}
+    prefix = obs_valid.cumprod(1)
+    # final transition t: o_{t+1} is the episode's last observation
+    final = prefix[:, 1:] - th.cat([prefix[:, 2:], prefix.new_zeros(prefix.shape[0], 1)], 1)  # [B, T-1]
+    final = th.cat([final, final.new_zeros(final.shape[0], 1)], 1).bool()[..., None, None]  # [B, T, 1, 1]
+    return th.where(final, actions, fed)
 
 
 def imagination_steps(obs_valid: th.Tensor, start_mask: th.Tensor, k: int) -> tuple[th.Tensor, th.Tensor]:
@@ -77,6 +98,10 @@ class WorldModelReward(IntrinsicTerm):
         self.reward_sample = bool(cfg("wm_reward_sample", True))
         self.skip_padding = bool(cfg("wm_skip_padding", True))
         self.fused = bool(cfg("wm_fused", True))
+        self.action_input = cfg("wm_action", "current")
+        if self.action_input not in WM_ACTIONS:
+            raise ConfigError(f"config key 'wm_action' is {self.action_input!r}; choose one of {list(WM_ACTIONS)}, "
+                              f"e.g. wm_action=published after `with`")
         self._packed_for = None  # (ctx, Packing): one per update, shared by training and the reward
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"config key 'wm_target_tau' is {self.tau}; it must be in (0, 1]")
@@ -98,14 +123,18 @@ class WorldModelReward(IntrinsicTerm):
         return [self.optimiser, self.role_optimiser]
 
     # --- inputs -------------------------------------------------------------------------------
-    @staticmethod
-    def _streams(ctx: UpdateContext):
-        """Time-major agent streams: obs [T, M, O], actions [T, M, A], z [T, M, R] (detached), M = B * N."""
+    def _streams(self, ctx: UpdateContext):
+        """Time-major agent streams: obs [T, M, O], actions [T, M, A] (the action fed at the step leaving
+        t, per `wm_action`), z [T, M, R] (detached), M = B * N. Built padded, before any packing, so the
+        padded and padding-free paths read the same actions."""
         batch = ctx.batch
         obs = batch["obs"]
         B, T, N, _ = obs.shape
+        actions = batch["actions_onehot"]
+        if self.action_input == "published":
+            actions = published_actions(actions, observed(batch))
         to_streams = lambda x: x.float().transpose(0, 1).reshape(T, B * N, -1)  # noqa: E731
-        return to_streams(obs), to_streams(batch["actions_onehot"]), to_streams(ctx.z.detach()), (B, T, N)
+        return to_streams(obs), to_streams(actions), to_streams(ctx.z.detach()), (B, T, N)
 
     # --- training -----------------------------------------------------------------------------
     def losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:

@@ -4,6 +4,7 @@ Nothing here re-implements an update: the shared learner runs the configured int
 its hook. This module only declares R3DM's keys, so a wrong type stops the run at construction.
 """
 from r3dm_epymarl.config import Key
+from r3dm_epymarl.intrinsic.world_model import WM_ACTIONS
 from r3dm_epymarl.learners.q_learner import INTRINSIC_KEYS
 from r3dm_epymarl.learners.role_q_learner import ROLE_Q_KEYS, RoleQLearner
 
@@ -29,6 +30,9 @@ R3DM_KEYS = {
     "wm_reward_sample": Key(bool, "sample the latents when computing the reward (published) or use modes"),
     "wm_fused": Key(bool, "train the world models through the fused loop (hand-written backward); false: "
                           "plain autograd through every step (the reference)"),
+    "wm_action": Key(str, "action fed at the world models' step t -> t+1: current = a_t (paper), published = "
+                          "a_{t-1}, a_t on an episode's last step (the published buffer's last action)",
+                     choices=WM_ACTIONS),
     "wm_skip_padding": Key(bool, "world models skip the batch's padded steps (same values to float rounding); "
                                  "false computes every padded slot"),
 }

@@ -62,15 +62,16 @@ def test_packed_filtering_draws_the_same_latents():
     assert th.allclose(packing.pack(dense["deter"]), packed["deter"], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_term_skipping_padding_matches_the_padded_term(k):
-    """One batch, k = 1 and 2: the same losses (1e-6 relative), gradients, sampled latents and rewards."""
+@pytest.mark.parametrize("k, wm_action", [(1, "current"), (2, "current"), (1, "published")])
+def test_term_skipping_padding_matches_the_padded_term(k, wm_action):
+    """One batch, k = 1 and 2 (and k = 1 with the published action alignment): the same losses
+    (1e-6 relative), gradients, sampled latents and rewards."""
     batch = make_batch(B=6, T=14, N=3, lengths=LENGTHS)
     ctx = context(batch)
     results = {}
     for skip in (False, True):
         th.manual_seed(1)
-        term = term_for(batch, wm_horizon=k, wm_skip_padding=skip, wm_reward_sample=True)
+        term = term_for(batch, wm_horizon=k, wm_skip_padding=skip, wm_reward_sample=True, wm_action=wm_action)
         th.manual_seed(2)
         losses = {name: float(v) for name, v in term._train_step(ctx).items()}  # the floats a log step reads
         grads = [p.grad.clone() for p in [*term.model.parameters(), *term.role_model.parameters()]]
