@@ -12,6 +12,9 @@ from typing import Any
 from r3dm_epymarl.errors import ConfigError
 
 
+REQUIRED = object()  # Key.default of a key that every config must set
+
+
 @dataclass(frozen=True)
 class Key:
     type: type  # bool, int, float or str
@@ -19,6 +22,9 @@ class Key:
     choices: tuple | dict | None = None  # a dict: its keys, read when checked (a live registry)
     minimum: float | None = None
     nullable: bool = False
+    maximum: float | None = None
+    above: float | None = None  # an exclusive lower bound (value > above)
+    default: Any = REQUIRED  # what a config without the key gets (e.g. an intrinsic term added to any learner)
 
 
 def _type_ok(value: Any, expected: type) -> bool:
@@ -47,14 +53,28 @@ def check_key(name: str, value: Any, key: Key, where: str) -> None:
         raise ConfigError(f"{where}: config key '{name}' is {value!r}; choose one of {list(key.choices)}")
     if key.minimum is not None and value < key.minimum:
         raise ConfigError(f"{where}: config key '{name}' is {value!r}; it must be >= {key.minimum}")
+    if key.above is not None and value <= key.above:
+        raise ConfigError(f"{where}: config key '{name}' is {value!r}; it must be > {key.above}")
+    if key.maximum is not None and value > key.maximum:
+        raise ConfigError(f"{where}: config key '{name}' is {value!r}; it must be <= {key.maximum}")
 
 
-def validate(config, schema: dict[str, Key], where: str) -> None:
-    """Check `config` (a dict or an args namespace) against `schema`; raise ConfigError on the first bad key."""
+def validate(config, schema: dict[str, Key], where: str, fill_defaults: bool = False) -> None:
+    """Check `config` (a dict or an args namespace) against `schema`; raise ConfigError on the first bad key.
+
+    A missing key with a declared default passes (with `fill_defaults`, it is set to that default, so
+    the code reads `args.key` and never guesses); a missing key without one is an error."""
     get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
     missing = object()
     for name, key in schema.items():
         value = get(name, missing)
+        if value is missing and key.default is not REQUIRED:
+            if fill_defaults:
+                if isinstance(config, dict):
+                    config[name] = key.default
+                else:
+                    setattr(config, name, key.default)
+            continue
         if value is missing:
             raise ConfigError(f"{where}: config key '{name}' is missing ({key.doc}); add it to the algs YAML")
         check_key(name, value, key, where)

@@ -104,7 +104,7 @@ def preflight(config: dict) -> None:
 
     algo = algorithm_of(config)
     if algo is not None:
-        validate(config, algo.load_schema(), where=f"--config={config.get('name', algo.name)}")
+        validate(config, algo.load_schema(config), where=f"--config={config.get('name', algo.name)}")
 
 
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,

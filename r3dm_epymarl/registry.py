@@ -56,8 +56,18 @@ class Algorithm:
 
         return config_dir() / "algs" / f"{self.name}.yaml"
 
-    def load_schema(self) -> dict:
-        return _resolve(self.schema) if self.schema else {}
+    def load_schema(self, config: dict | None = None) -> dict:
+        """Every key this algorithm's code reads: its learner's, then those of the intrinsic terms that
+        `config` configures (by default, the ones its YAML configures)."""
+        if not self.schema:
+            return {}
+        from r3dm_epymarl.intrinsic import term_keys
+
+        if config is None:
+            import yaml
+
+            config = yaml.safe_load(self.yaml_path.read_text()) or {}
+        return {**_resolve(self.schema), **term_keys(config.get("intrinsic_terms"))}
 
 
 ALGORITHMS: dict[str, Algorithm] = {

@@ -47,9 +47,15 @@ class IntrinsicTerm(nn.Module):
 
     name = ""
     log_name = ""
+    keys: dict = {}  # config key -> r3dm_epymarl.config.Key (type, default, range, doc) this term reads
 
     def __init__(self, args, obs_dim: int):
         super().__init__()
+        from r3dm_epymarl.config import validate
+
+        # The learner checked these already (before building anything); a term built on its own, e.g. in
+        # a test, gets the same check, and the declared defaults for what `args` lacks.
+        validate(args, self.keys, where=f"intrinsic term '{self.name}'", fill_defaults=True)
         self.args = args
         self.obs_dim = obs_dim
         # Parts of the last reward worth logging on their own, name -> [B, T-1, 1] (e.g. r_int_obs).

@@ -16,6 +16,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
+from r3dm_epymarl.config import Key
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
 from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.optim import adam
@@ -50,6 +51,16 @@ class ObsPredictor(nn.Module):
 class CDSReward(IntrinsicTerm):
     name = "cds"
     log_name = "r_int_cds"
+    keys = {  # defaults: the published values (config_overrides/algs/cds.yaml comments each)
+        "cds_beta1": Key(float, "beta1: weight of log q and policy temperature", minimum=0.0, default=2.0),
+        "cds_beta2": Key(float, "beta2: weight of the policy KL", minimum=0.0, default=1.0),
+        "cds_predictor_hidden": Key(int, "predictor MLP width", minimum=1, default=128),
+        "cds_predictor_lr": Key(float, "predictor Adam lr", minimum=0.0, default=1e-3),
+        "cds_predictor_batch": Key(int, "predictor minibatch size", minimum=1, default=256),
+        "cds_predictor_clip": Key(float, "gradient-norm clip of each predictor", minimum=0.0, default=1.0),
+        "cds_predictor_target_interval": Key(int, "updates between hard copies of the reward's target predictors",
+                                             minimum=1, default=200),
+    }
 
     def __init__(self, args, obs_dim: int):
         super().__init__(args, obs_dim)

@@ -10,13 +10,21 @@ Q-values are never trained, so they would add noise: see docs/FIDELITY.md).
 """
 import torch as th
 
+from r3dm_epymarl.config import Key
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext, action_log_softmax, action_softmax
 from r3dm_epymarl.modules.precision import at_least_fp32
+
+# beta1 is read by both R3DM terms (the world-model term weighs its role model with it): one declaration.
+BETA1 = Key(float, "beta1: temperature of the agent's own policy; role-model weight", minimum=0.0, default=1.0)
 
 
 class PolicyKLReward(IntrinsicTerm):
     name = "policy_kl"
     log_name = "r_int_policy"
+    keys = {
+        "r3dm_beta1": BETA1,
+        "r3dm_beta2": Key(float, "beta2: weight of the policy term", minimum=0.0, default=1.0),
+    }
 
     def reward(self, ctx: UpdateContext) -> th.Tensor:
         mac, batch = ctx.mac, ctx.batch

@@ -26,8 +26,9 @@ import copy
 import torch as th
 from torch.nn import functional as F
 
-from r3dm_epymarl.errors import ConfigError
+from r3dm_epymarl.config import Key
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
+from r3dm_epymarl.intrinsic.policy_kl import BETA1
 from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.sync import host_read
 from r3dm_epymarl.modules.optim import adam
@@ -85,39 +86,51 @@ class WorldModelReward(IntrinsicTerm):
     name = "world_model"
     log_name = "r_int_world_model"
 
+    keys = {  # defaults: the published values (config_overrides/algs/r3dm.yaml comments each)
+        "r3dm_beta1": BETA1,
+        "r3dm_beta3": Key(float, "beta3: weight of the latent (prior log-prob) term", minimum=0.0, default=0.0),
+        "wm_horizon": Key(int, "k: imagination steps", minimum=1, default=1),
+        "wm_hidden": Key(int, "world-model MLP width", minimum=1, default=128),
+        "wm_deter": Key(int, "deterministic state width", minimum=1, default=128),
+        "wm_stoch": Key(int, "number of categorical latents", minimum=1, default=16),
+        "wm_classes": Key(int, "classes per latent", minimum=2, default=16),
+        "wm_unimix": Key(float, "uniform mix of the latent categoricals", minimum=0.0, default=0.01),
+        "wm_free_bits": Key(float, "free bits of both KL terms", minimum=0.0, default=1.0),
+        "wm_dyn_scale": Key(float, "weight of the dynamics KL", minimum=0.0, default=0.5),
+        "wm_rep_scale": Key(float, "weight of the representation KL", minimum=0.0, default=0.1),
+        "wm_lr": Key(float, "world-model Adam lr", minimum=0.0, default=1e-4),
+        "wm_eps": Key(float, "world-model Adam eps", minimum=0.0, default=1e-8),
+        "wm_grad_clip": Key(float, "world-model gradient-norm clip", minimum=0.0, default=1000.0),
+        "wm_target_tau": Key(float, "EMA rate of the reward-computing target models (two steps per update)",
+                             above=0.0, maximum=1.0, default=0.005),
+        "wm_reward_sample": Key(bool, "sample the latents when computing the reward (published) or use modes",
+                                default=True),
+        "wm_fused": Key(bool, "train the world models through the fused loop (hand-written backward); false: "
+                              "plain autograd through every step (the reference)", default=True),
+        "wm_action": Key(str, "action fed at the world models' step t -> t+1: current = a_t (paper), published = "
+                              "a_{t-1}, a_t on an episode's last step (the published buffer's last action)",
+                         choices=WM_ACTIONS, default="current"),
+        "wm_skip_padding": Key(bool, "world models skip the batch's padded steps (same values to float rounding); "
+                                     "false computes every padded slot", default=True),
+    }
+
     def __init__(self, args, obs_dim: int):
-        super().__init__(args, obs_dim)
-        cfg = lambda key, default: getattr(args, key, default)  # noqa: E731
-        self.beta1 = float(cfg("r3dm_beta1", 1.0))
-        self.beta3 = float(cfg("r3dm_beta3", 0.0))
-        self.horizon = int(cfg("wm_horizon", 1))
-        if self.horizon < 1:
-            raise ConfigError(f"config key 'wm_horizon' is {self.horizon}; it must be an integer >= 1")
-        self.grad_clip = float(cfg("wm_grad_clip", 1000.0))
-        self.tau = float(cfg("wm_target_tau", 0.005))
-        self.reward_sample = bool(cfg("wm_reward_sample", True))
-        self.skip_padding = bool(cfg("wm_skip_padding", True))
-        self.fused = bool(cfg("wm_fused", True))
-        self.action_input = cfg("wm_action", "current")
-        if self.action_input not in WM_ACTIONS:
-            raise ConfigError(f"config key 'wm_action' is {self.action_input!r}; choose one of {list(WM_ACTIONS)}, "
-                              f"e.g. wm_action=published after `with`")
+        super().__init__(args, obs_dim)  # `keys` validated, any missing ones set to their defaults
+        self.beta1, self.beta3, self.horizon = args.r3dm_beta1, args.r3dm_beta3, args.wm_horizon
+        self.grad_clip, self.tau, self.reward_sample = args.wm_grad_clip, args.wm_target_tau, args.wm_reward_sample
+        self.skip_padding, self.fused, self.action_input = args.wm_skip_padding, args.wm_fused, args.wm_action
         self._packed_for = None  # (ctx, Packing): one per update, shared by training and the reward
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"config key 'wm_target_tau' is {self.tau}; it must be in (0, 1]")
         kwargs = dict(
-            obs_dim=obs_dim, act_dim=int(args.n_actions), hidden=int(cfg("wm_hidden", 128)),
-            deter=int(cfg("wm_deter", 128)), stoch=int(cfg("wm_stoch", 16)), classes=int(cfg("wm_classes", 16)),
-            unimix=float(cfg("wm_unimix", 0.01)), free_bits=float(cfg("wm_free_bits", 1.0)),
-            dyn_scale=float(cfg("wm_dyn_scale", 0.5)), rep_scale=float(cfg("wm_rep_scale", 0.1)),
+            obs_dim=obs_dim, act_dim=int(args.n_actions), hidden=args.wm_hidden, deter=args.wm_deter,
+            stoch=args.wm_stoch, classes=args.wm_classes, unimix=args.wm_unimix, free_bits=args.wm_free_bits,
+            dyn_scale=args.wm_dyn_scale, rep_scale=args.wm_rep_scale,
         )
         self.model = RSSM(role_dim=0, **kwargs)
         self.role_model = RSSM(role_dim=int(args.role_embed_dim), **kwargs)
         self.target_model = copy.deepcopy(self.model).requires_grad_(False)
         self.target_role_model = copy.deepcopy(self.role_model).requires_grad_(False)
-        lr, eps = float(cfg("wm_lr", 1e-4)), float(cfg("wm_eps", 1e-8))
-        self.optimiser = adam(self.model.parameters(), lr, eps=eps)
-        self.role_optimiser = adam(self.role_model.parameters(), lr, eps=eps)
+        self.optimiser = adam(self.model.parameters(), args.wm_lr, eps=args.wm_eps)
+        self.role_optimiser = adam(self.role_model.parameters(), args.wm_lr, eps=args.wm_eps)
 
     def optimisers(self) -> list[th.optim.Optimizer]:
         return [self.optimiser, self.role_optimiser]

@@ -6,15 +6,7 @@ from r3dm_epymarl.learners.q_learner import INTRINSIC_KEYS, Q_KEYS, HookedQLearn
 CDS_KEYS = {
     **Q_KEYS,
     **INTRINSIC_KEYS,
-    "cds_beta1": Key(float, "beta1: weight of log q and policy temperature", minimum=0.0),
-    "cds_beta2": Key(float, "beta2: weight of the policy KL", minimum=0.0),
     "cds_l1_weight": Key(float, "L1 penalty on the agent-specific Q heads", minimum=0.0),
-    "cds_predictor_hidden": Key(int, "predictor MLP width", minimum=1),
-    "cds_predictor_lr": Key(float, "predictor Adam lr", minimum=0.0),
-    "cds_predictor_batch": Key(int, "predictor minibatch size", minimum=1),
-    "cds_predictor_clip": Key(float, "gradient-norm clip of each predictor", minimum=0.0),
-    "cds_predictor_target_interval": Key(int, "updates between hard copies of the reward's target predictors",
-                                         minimum=1),
     "obs_agent_id": Key(bool, "unused: the per-agent heads carry the identity", choices=(False,)),
 }
 

@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import StepLR
 
 from r3dm_epymarl.config import Key, validate
 from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
-from r3dm_epymarl.intrinsic import TERMS, build_terms
+from r3dm_epymarl.intrinsic import build_terms, term_keys
 from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.learners.divergence import DivergenceWatch
 from r3dm_epymarl.modules.optim import adam
@@ -44,7 +44,8 @@ Q_KEYS = {
 
 # Keys of the intrinsic-reward hook, for learners whose YAML configures terms.
 INTRINSIC_KEYS = {
-    "intrinsic_terms": Key(list, "intrinsic reward terms ([] = none)", choices=TERMS),  # the live registry: terms added later count
+    "intrinsic_terms": Key(list, "intrinsic reward terms ([] = none): names in intrinsic/__init__.py's TERMS "
+                                 "or 'package.module:Class' of your own (checked by term_keys)"),
     "intrinsic_alpha": Key(float, "alpha: weight of r_int in the TD target", minimum=0.0),
     "intrinsic_anneal_start": Key(int, "t_env where alpha starts its linear decay to 0", minimum=0),
     "intrinsic_anneal_steps": Key(int, "length of that decay in env steps; 0 = no anneal", minimum=0),
@@ -69,7 +70,7 @@ class HookedQLearner:
         self.mixer = self._host_registry("mixers")[args.mixer](args)
         self.target_mixer = copy.deepcopy(self.mixer)
         self.target_mac = copy.deepcopy(mac)  # every network of the controller, updated together
-        self.intrinsic = build_terms(args, mac.obs_dim)
+        self.intrinsic = build_terms(self.term_entries(args), args, mac.obs_dim)
         self.build(args)
 
         # One Adam, one gradient clip and one StepLR per parameter group of the TD loss.
@@ -87,10 +88,18 @@ class HookedQLearner:
 
     # --- what subclasses extend -------------------------------------------------------------------
     def check_args(self, args):
-        validate(args, self.schema, where=f"--config={getattr(args, 'name', '?')}")
+        where = f"--config={getattr(args, 'name', '?')}"
+        validate(args, self.schema, where=where)
+        # The configured terms' own keys; a key the config lacks gets the term's declared default.
+        validate(args, term_keys(self.term_entries(args)), where=where, fill_defaults=True)
         if not getattr(args, "state_shape", None):
             raise ConfigError("this env provides no global state (state_shape is empty) and the mixer needs "
                               "one; pick an env with a state")
+
+    @staticmethod
+    def term_entries(args) -> list:
+        """The configured intrinsic terms; a learner whose schema has no `intrinsic_terms` (ACORM) has none."""
+        return getattr(args, "intrinsic_terms", None) or []
 
     def build(self, args):
         """Modules of the subclass (built before the optimisers)."""

@@ -74,7 +74,7 @@ def test_reward_latents_are_sampled_by_default_and_seeded():
         th.manual_seed(2)
         c = term.reward(ctx)
     assert th.equal(a, b) and not th.equal(a, c)
-    modes = WorldModelReward(SimpleNamespace(**vars(args), wm_reward_sample=False), O)
+    modes = WorldModelReward(SimpleNamespace(**{**vars(args), "wm_reward_sample": False}), O)
     modes.load_state_dict(term.state_dict())
     with th.no_grad():
         th.manual_seed(1)

@@ -7,7 +7,7 @@ import torch as th
 from r3dm_epymarl.config import check_key
 from r3dm_epymarl.errors import ConfigError
 from r3dm_epymarl.intrinsic.world_model import observed, published_actions
-from r3dm_epymarl.learners.r3dm import R3DM_KEYS
+from r3dm_epymarl.intrinsic.world_model import WorldModelReward
 from tests.unit.test_world_model import context, make_batch, term_for
 
 
@@ -48,8 +48,8 @@ def test_the_streams_follow_the_switch():
 def test_bad_value_is_a_config_error():
     """The learner's schema stops a run at construction, the term itself too (a direct construction)."""
     with pytest.raises(ConfigError, match="wm_action.*current.*published"):
-        check_key("wm_action", "previous", R3DM_KEYS["wm_action"], "r3dm")
-    check_key("wm_action", "published", R3DM_KEYS["wm_action"], "r3dm")
+        check_key("wm_action", "previous", WorldModelReward.keys["wm_action"], "r3dm")
+    check_key("wm_action", "published", WorldModelReward.keys["wm_action"], "r3dm")
     batch = make_batch(B=2, T=5, N=2)
     with pytest.raises(ConfigError, match="wm_action.*published"):
         term_for(batch, wm_action="previous")
