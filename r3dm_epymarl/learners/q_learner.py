@@ -1,8 +1,9 @@
 """The shared value-decomposition Q learner with the intrinsic-reward hook.
 
-One update: unroll the controller once over whole episodes (online and target), double-Q TD through
-the mixer, add `alpha * r_int.detach()` from the configured intrinsic terms, add the controller's
-auxiliary losses, one step per parameter group (each with its own Adam, clip and StepLR), then
+One update: unroll the controller once over whole episodes, train the configured intrinsic terms' own
+models on it (`train_terms`), then compute the losses (`losses`, which steps nothing): the target
+unroll, double-Q TD through the mixer with `alpha * r_int.detach()` from the terms, the controller's
+auxiliary losses; then one step per parameter group (each with its own Adam, clip and StepLR) and
 target bookkeeping. Subclasses add parameter groups and work before / after the TD step:
 RoleQLearner (ACORM, R3DM) and CDSLearner.
 """
@@ -147,7 +148,11 @@ class HookedQLearner:
         update_start = time.perf_counter()
         with self.precision():  # the forward passes (terms train their own models in here too)
             self.before_update(batch)
-            losses, out = self.losses(batch, t_env)
+            unrolled = self.mac.unroll(batch)  # q [B, T, N, A]; extras such as roles z [B, T, N, R]
+            # Published R3DM order: the terms train their own models (world models, with their target EMA)
+            # on this update's unroll before any reward is computed from them.
+            self.train_terms(self.update_context(batch, unrolled, t_env))
+            losses, out = self.losses(batch, t_env, unrolled)
         self.optimise(losses)
         self.training_steps += 1
         self.after_update(out["unrolled"], out["mask"])
@@ -171,17 +176,19 @@ class HookedQLearner:
         """The context of the update's forward passes: autocast(bf16) with precision: bf16, else none."""
         return autocast(self.args.precision, self.device_type)
 
-    def losses(self, batch, t_env: int) -> tuple[dict, dict]:
+    def losses(self, batch, t_env: int, unrolled=None) -> tuple[dict, dict]:
         """The update's losses, name -> scalar with gradient ("loss_td" plus the auxiliary losses), and
         what logging and `after_update` read (unrolled, mask, td_error, chosen, targets).
 
-        Runs the intrinsic terms (which train their own models), but takes no step of the TD optimisers."""
+        Computes and nothing else: no optimiser steps, the terms' included (`train_terms` is the phase
+        of `train` that trains them). `unrolled`: the controller's unroll of `batch`, if already made."""
         rewards = batch["reward"][:, :-1]  # [B, T-1, 1]
         actions = batch["actions"][:, :-1]  # [B, T-1, N, 1]
         terminated, mask = td_mask(batch)
         avail_actions = batch["avail_actions"]
 
-        unrolled = self.mac.unroll(batch)  # q [B, T, N, A]; extras such as roles z [B, T, N, R]
+        if unrolled is None:
+            unrolled = self.mac.unroll(batch)  # q [B, T, N, A]; extras such as roles z [B, T, N, R]
         q, z = unrolled.q, unrolled.extras.get("z")
         chosen = q[:, :-1].gather(-1, actions).squeeze(-1)  # [B, T-1, N]
         with th.no_grad():
@@ -196,8 +203,7 @@ class HookedQLearner:
         q_tot, target_tot = at_least_fp32(q_tot), at_least_fp32(target_tot)  # TD maths in fp32
 
         if self.intrinsic:
-            r_int = at_least_fp32(self.intrinsic_reward(UpdateContext(batch, q, z, mask, self.mac, t_env,
-                                                                      unrolled.extras)))
+            r_int = at_least_fp32(self.intrinsic_reward(self.update_context(batch, unrolled, t_env)))
             rewards = rewards + self.intrinsic_alpha(t_env) * r_int.detach()
         targets = rewards + self.args.gamma * (1 - terminated) * target_tot
         td_error = (q_tot - targets.detach()) * mask
@@ -240,13 +246,14 @@ class HookedQLearner:
         return q_tot, target_tot
 
     # --- the intrinsic-reward hook ------------------------------------------------------------
-    def intrinsic_reward(self, ctx: UpdateContext) -> th.Tensor:
-        """Sum of the configured terms' rewards [B, T-1, 1].
+    def update_context(self, batch, unrolled, t_env: int) -> UpdateContext:
+        """What the terms read in one update: the batch and the controller's unroll of it."""
+        return UpdateContext(batch, unrolled.q, unrolled.extras.get("z"), td_mask(batch)[1], self.mac, t_env,
+                             unrolled.extras)
 
-        Each term first trains its own models, then computes its reward (published R3DM order: the
-        world models are updated, with their target EMA, before the reward is computed). Their losses
-        and rewards are watched for NaN / inf on the device (`_check_finite` reads that at log steps)."""
-        total = th.zeros_like(ctx.mask)
+    def train_terms(self, ctx: UpdateContext) -> None:
+        """One training step of each configured term's own models (its own optimisers), losses watched for
+        NaN / inf on the device (`_check_finite` reads that at log steps)."""
         for name, term in self.intrinsic.items():
             start = time.perf_counter()
             with self.profile_part(f"{name} update"):
@@ -254,6 +261,12 @@ class HookedQLearner:
             self.divergence.watch(losses, ctx.t_env)
             self.stats.update(losses)
             self.stats[f"time_{name}_update_ms"] = 1000 * (time.perf_counter() - start)
+
+    def intrinsic_reward(self, ctx: UpdateContext) -> th.Tensor:
+        """Sum of the configured terms' rewards [B, T-1, 1], computed without gradient from the terms as
+        `train_terms` left them; each reward watched for NaN / inf like the losses."""
+        total = th.zeros_like(ctx.mask)
+        for name, term in self.intrinsic.items():
             start = time.perf_counter()
             with th.no_grad(), self.profile_part(f"{name} reward"):
                 reward = term.reward(ctx)
