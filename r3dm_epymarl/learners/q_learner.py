@@ -85,6 +85,7 @@ class HookedQLearner:
         self.log_stats_t = -args.learner_log_interval - 1
         # name -> float or 0-dim tensor: values stay on the device until a log step reads them all at once
         self.stats: dict[str, float | th.Tensor] = {}
+        self._context = None  # (unrolled, UpdateContext) of the update in progress
         self.divergence = DivergenceWatch()  # NaN / inf of the intrinsic terms, read at log steps
 
     # --- what subclasses extend -------------------------------------------------------------------
@@ -151,8 +152,10 @@ class HookedQLearner:
             unrolled = self.mac.unroll(batch)  # q [B, T, N, A]; extras such as roles z [B, T, N, R]
             # Published R3DM order: the terms train their own models (world models, with their target EMA)
             # on this update's unroll before any reward is computed from them.
-            self.train_terms(self.update_context(batch, unrolled, t_env))
+            if self.intrinsic:
+                self.train_terms(self.update_context(batch, unrolled, t_env))
             losses, out = self.losses(batch, t_env, unrolled)
+            self._context = None  # nothing of this update is kept past it
         self.optimise(losses)
         self.training_steps += 1
         self.after_update(out["unrolled"], out["mask"])
@@ -247,9 +250,15 @@ class HookedQLearner:
 
     # --- the intrinsic-reward hook ------------------------------------------------------------
     def update_context(self, batch, unrolled, t_env: int) -> UpdateContext:
-        """What the terms read in one update: the batch and the controller's unroll of it."""
-        return UpdateContext(batch, unrolled.q, unrolled.extras.get("z"), td_mask(batch)[1], self.mac, t_env,
-                             unrolled.extras)
+        """What the terms read in one update: the batch and the controller's unroll of it. One object per
+        unroll, so training and reward share what a term caches on it (the world models' packing)."""
+        cached = self._context
+        if cached is not None and cached[0] is unrolled and cached[1].batch is batch and cached[1].t_env == t_env:
+            return cached[1]
+        ctx = UpdateContext(batch, unrolled.q, unrolled.extras.get("z"), td_mask(batch)[1], self.mac, t_env,
+                            unrolled.extras)
+        self._context = (unrolled, ctx)
+        return ctx
 
     def train_terms(self, ctx: UpdateContext) -> None:
         """One training step of each configured term's own models (its own optimisers), losses watched for

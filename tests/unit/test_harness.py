@@ -45,7 +45,7 @@ def test_build_learner_takes_the_host_registries_and_its_seed(zoo):
 
 def test_profile_part_sees_each_terms_training_and_reward_and_changes_nothing():
     """A probe set on one of two identically seeded R3DM learners: it is entered around each term's
-    training and then its reward, in order, on every update; both learners train identically."""
+    training, then around each term's reward, in order, on every update; both learners train identically."""
     batch = make_batch()
     th.manual_seed(0)
     probed, _ = build_learner(batch, "r3dm")
@@ -65,8 +65,9 @@ def test_profile_part_sees_each_terms_training_and_reward_and_changes_nothing():
         probed.train(batch, t, t)
         th.manual_seed(t)
         plain.train(batch, t, t)
-    parts = [("policy_kl update", True), ("policy_kl reward", False),
-             ("world_model update", True), ("world_model reward", False)]
+    # every term trains first (train_terms), then the losses compute every reward
+    parts = [("policy_kl update", True), ("world_model update", True),
+             ("policy_kl reward", False), ("world_model reward", False)]
     assert seen == [e for part, grad in parts for e in (("enter", part, grad), ("exit", part))] * 2
     for a, b in zip([*probed.mac.parameters(), *probed.mixer.parameters()],
                     [*plain.mac.parameters(), *plain.mixer.parameters()]):
