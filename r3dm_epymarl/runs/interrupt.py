@@ -134,7 +134,9 @@ class _DropSacredAbort(logging.Filter):
 
 
 def _quiet_sacred_abort() -> None:
-    for handler in logging.getLogger().handlers:
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(v, logging.Logger))]
+    for handler in {h for logger in loggers for h in logger.handlers}:
         if not any(isinstance(f, _DropSacredAbort) for f in handler.filters):
             handler.addFilter(_DropSacredAbort())
 
