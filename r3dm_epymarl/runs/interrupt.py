@@ -1,11 +1,13 @@
 """Stopping a run cleanly on SIGTERM (what Slurm sends on preemption, and plain `kill`) or SIGINT (Ctrl-C).
 
-While the host builds its env and learner, either signal ends the run at once. Inside the host's run
-loop the handler only notes the signal; at the end of the current iteration the hooked loop saves a
-checkpoint (when save_model is on: never a half-written one) and raises `RunInterrupted`. Sacred treats
-it as a KeyboardInterrupt: its last heartbeat writes every metric logged so far to metrics.json and the
-run is marked INTERRUPTED. The CLI prints it as one line with the command that resumes the run, and
-exits 128 + the signal number (143 for SIGTERM, 130 for Ctrl-C). A second Ctrl-C stops at once.
+The handler only notes the signal: an exception raised from a signal handler lands wherever the main
+thread is, e.g. inside a C extension's import (jaxlib segfaults) or a gc callback (where it is dropped).
+The hooked run loop acts on it at safe points: before the host builds anything, just before the loop,
+and at the end of every iteration, where it saves a checkpoint of that step (when save_model is on: never
+a half-written one) and raises `RunInterrupted`. Sacred treats it as a KeyboardInterrupt: its last
+heartbeat writes every metric logged so far to metrics.json and the run is marked INTERRUPTED. The CLI
+prints it as one line with the command that resumes the run, and exits 128 + the signal number (143 for
+SIGTERM, 130 for Ctrl-C). A second Ctrl-C stops at once; a signal after the loop's end lets the run complete.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class RunInterrupted(KeyboardInterrupt):
         """One line: where the run stopped, what was kept, and the command that resumes it."""
         command = command if command is not None else (
             [*command_prefix(), *self.argv] if self.argv else None)
-        where = f" at t_env {self.t_env:,}" if self.t_env is not None else " before training started"
+        where = f" at t_env {self.t_env:,}" if self.t_env is not None else " before its first training iteration ended"
         head = f"stopped by {signal_name(self.signum)}{where}" + (
             " (a second Ctrl-C: at once)" if self.at_once else "")
         if self.checkpoint:
@@ -72,16 +74,16 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class StopRequest:
-    """The process's SIGTERM/SIGINT handlers. `defer` is on while the host's loop runs: a signal is then
-    noted (`signum`) for the loop to act on at the end of its iteration; otherwise it raises at once."""
+    """The process's SIGTERM/SIGINT handlers: a signal is noted (`signum`) for the run loop's hooks to act
+    on (`stop_if_asked`); only a second Ctrl-C raises at once."""
 
     def __init__(self):
         self.pid: int | None = None
-        self.reset()
-
-    def reset(self) -> None:
         self.signum: int | None = None
-        self.defer = False
+        self.new_run()
+
+    def new_run(self) -> None:
+        """Forget the last run's figures (not a signal that is waiting to be acted on)."""
         self.t_env: int | None = None
         self.checkpoint: str | None = None  # the run's newest checkpoint folder (models/<run>/)
         self.save_model: bool | None = None
@@ -90,13 +92,18 @@ class StopRequest:
         """Take over SIGTERM and SIGINT (main thread only); the previous handlers, for `uninstall`."""
         if threading.current_thread() is not threading.main_thread():
             return None
-        self.pid = os.getpid()
+        self.pid, self.signum = os.getpid(), None
         return {s: signal.signal(s, self._handle) for s in SIGNALS}
 
     @staticmethod
     def uninstall(previous: dict | None) -> None:
         for signum, handler in (previous or {}).items():
             signal.signal(signum, handler)
+
+    def stop_if_asked(self) -> None:
+        """At a safe point with nothing to save: raise if a signal is waiting."""
+        if self.signum is not None:
+            raise self.interrupted(self.signum)
 
     @property
     def installed(self) -> bool:
@@ -110,10 +117,10 @@ class StopRequest:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
             return
-        if self.defer and (self.signum is None or signum != signal.SIGINT):
+        if self.signum is None or signum != signal.SIGINT:
             self.signum = self.signum or signum  # repeated SIGTERMs (Slurm, compare) change nothing
             return
-        raise self.interrupted(signum, at_once=self.defer)
+        raise self.interrupted(signum, at_once=True)  # a second Ctrl-C: the user will not wait
 
     def interrupted(self, signum: int, t_env: int | None = None, checkpoint: Path | None = None,
                     at_once: bool = False) -> RunInterrupted:

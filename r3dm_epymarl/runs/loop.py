@@ -133,13 +133,18 @@ class RunHooks:
         if not STOP.installed:  # a run the CLI did not start (a patched `python src/main.py`)
             STOP.install()
             print_uncaught_as_one_line()
-        STOP.reset()
+        STOP.new_run()
         STOP.save_model = bool(getattr(args, "save_model", False))
+        STOP.stop_if_asked()  # a signal while the host started: before it builds anything
         _preflight(args)
         self.counters, self.resumed_from, self.selected = None, None, None
         self.progress = Progress.for_run(args)
+        if getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
+            # No loop, so no safe point to stop at and nothing to resume: the signals' usual effect.
+            STOP.uninstall({signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler})
+            return
         path = getattr(args, "checkpoint_path", "")
-        if not path or getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
+        if not path:
             return
         folders = checkpoints.step_folders(Path(path))
         if not any((f / checkpoints.MANIFEST).is_file() for f in folders):
@@ -160,7 +165,7 @@ class RunHooks:
     # --- after the host loaded the models, before its loop ---------------------------------------------
     def restore(self, ns: dict) -> None:
         self._restore(ns)
-        STOP.defer = True  # the loop starts: a signal now stops it at the end of an iteration
+        STOP.stop_if_asked()  # a signal while the host built its env and learner: before training
 
     def _restore(self, ns: dict) -> None:
         args = ns["args"]
@@ -283,8 +288,7 @@ class RunHooks:
 
     def finished(self, ns: dict) -> None:
         runner, args = ns["runner"], ns["args"]
-        STOP.defer = False
-        if STOP.signum is not None:  # a signal during the last iteration
+        if STOP.signum is not None:  # a signal after the last iteration's end: training is done, stop here
             self._stop(ns)
         if os.environ.get(TEST_AT_END) == "1" and ns["last_test_T"] < runner.t_env:
             # The host tests every test_interval steps, so its last test is up to one interval before
