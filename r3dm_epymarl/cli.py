@@ -121,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             print(run_demo(args.algorithm, args.env, args.map_name, args.t_max, args.seed, args.base_dir))
             return 0
         return _configs(args)
+    except KeyboardInterrupt as stop:  # SIGTERM or Ctrl-C: one line (how to resume), no traceback
+        from r3dm_epymarl.runs.interrupt import RunInterrupted
+
+        if isinstance(stop, RunInterrupted):
+            print(f"r3dm-epymarl: {stop.line()}", file=sys.stderr, flush=True)
+            return stop.exit_code
+        print("r3dm-epymarl: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+        return 130
     except Exception as exc:  # a user-fixable error anywhere in the chain: one line, no traceback
         user_error = _user_error(exc)
         if user_error is None:

@@ -15,6 +15,7 @@ import yaml
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.paths import config_dir
 from r3dm_epymarl.presets import cli_keys, map_name, renamed_without_preset, with_presets
+from r3dm_epymarl.runs.interrupt import STOP, RunInterrupted
 
 _FLAGS = {"--config": "algs", "--env-config": "envs"}
 
@@ -113,6 +114,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     from r3dm_epymarl.hosts import EPYMARL, get_host
     from r3dm_epymarl.registry import register
 
+    user_argv = list(argv)
     argv, mongo_url = observers.pop_mongo_url(argv)
     host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
@@ -132,4 +134,13 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     register(host)
     # After every config check (bad input fails before waiting on a server), before the host starts.
     observers.install(mongo_url, file_base=base_dir if host.name == EPYMARL else None)
-    host.run(host_argv, base_dir=base_dir)
+    previous = STOP.install()
+    try:
+        host.run(host_argv, base_dir=base_dir)
+    except RunInterrupted as stop:
+        # The command to resume with: this one, with its host and base folder spelled out.
+        stop.argv = ["run", "--host", host.name, *(["--epymarl", str(host.root)] if host.name == EPYMARL else []),
+                     *(["--base-dir", str(Path(base_dir).resolve())] if base_dir else []), *user_argv]
+        raise
+    finally:
+        STOP.uninstall(previous)

@@ -161,17 +161,21 @@ def cell_env(threads: int) -> dict:
             TEST_AT_END: "1"}
 
 
-def run_cell(argv: list[str], folder: str, env_updates: dict) -> tuple[int, float, str]:
+def run_cell(argv: list[str], folder: str, env_updates: dict, stop_path: str | None = None) -> tuple[int, float, str]:
     """One cell as its own process (also the body of a Ray task, so it reads the environment of the
     node it runs on): exit code, seconds, last error line. The cell writes its progress to
     FOLDER/progress.json for the grid's status line. A cell another process is running (a second
-    compare over the same folder, or a cell left running by a killed compare) is not started twice."""
+    compare over the same folder, or a cell left running by a killed compare) is not started twice.
+    Once `stop_path` exists (the grid was stopped: compare_stop.py) the cell is stopped, or not started."""
+    from r3dm_epymarl.experiments.compare_stop import NOT_STARTED, stop_requested, wait_cell
     from r3dm_epymarl.runs.progress import PROGRESS_FILE
 
     os.makedirs(folder, exist_ok=True)
     with CellLock(folder) as lock:
         if not lock.held:
             return BUSY, 0.0, f"another process is running this cell ({lock.holder}); wait for it or stop it"
+        if stop_requested(stop_path):
+            return NOT_STARTED, 0.0, "not started: the grid was stopped"
         env = {**os.environ, **env_updates, PROGRESS_FILE: os.path.join(folder, "progress.json")}
         if os.path.exists(env[PROGRESS_FILE]):  # a previous attempt's figures
             os.remove(env[PROGRESS_FILE])
@@ -185,7 +189,7 @@ def run_cell(argv: list[str], folder: str, env_updates: dict) -> tuple[int, floa
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     pass_fds=lock.fds)
             lock.note(f"pid {proc.pid}")
-            code = proc.wait()
+            code = wait_cell(proc, stop_path)
     return code, time.time() - start, _last_error(log_path) if code else ""
 
 
@@ -243,13 +247,13 @@ def _last_error(log_path: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def _run_local(cells: list[Cell], jobs: int, on_done, status) -> None:
+def _run_local(cells: list[Cell], jobs: int, on_done, status, stop) -> None:
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     env = cell_env(max(1, (os.cpu_count() or 1) // jobs))
     # Threads only wait on the cells' processes; each cell is a separate Python process.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_cell, c.argv, str(c.folder), env): c for c in cells}
+        futures = {pool.submit(run_cell, c.argv, str(c.folder), env, stop.path(c.folder)): c for c in cells}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=status.every, return_when=FIRST_COMPLETED)
@@ -258,7 +262,7 @@ def _run_local(cells: list[Cell], jobs: int, on_done, status) -> None:
             status.show([futures[f] for f in pending if f.running()])
 
 
-def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status) -> None:
+def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status, stop) -> None:
     try:
         import ray
     except ImportError as exc:
@@ -268,9 +272,10 @@ def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status)
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
+        stop.install()  # ray.init replaced the SIGTERM handler
     task = ray.remote(num_cpus=1)(run_cell)  # one core per cell, as Ray schedules it
     env = cell_env(1)
-    pending = {task.remote(c.argv, str(c.folder), env): c for c in cells}
+    pending = {task.remote(c.argv, str(c.folder), env, stop.path(c.folder)): c for c in cells}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1, timeout=status.every)
         for ref in done:
@@ -296,14 +301,24 @@ def main(args) -> int:
           + (f", {kept} finished before (kept)" if kept else "")
           + (f"; running {len(todo)} on {args.backend}" + (f" x{args.jobs}" if args.backend == "local" else "")
              if todo else ""), flush=True)
+    from r3dm_epymarl.experiments.compare_stop import NOT_STARTED, GridStop
+
+    stop = GridStop([c.folder for c in todo])
     for cell in todo:
         cell.argv = with_resume(cell)
-    failures = []
+    failures, stopped = [], []
     count = [0]
     grid = GridStatus(len(cells), kept)
 
     def on_done(cell: Cell, code: int, seconds: float, error: str) -> None:
         count[0] += 1
+        if stop.signum is not None and code not in (0, BUSY) and not finished(cell):
+            t_env = None if code == NOT_STARTED else (resume_point(cell, report=lambda line: None) or (None, None))[1]
+            stopped.append((cell, code, t_env))
+            at = ("(not started)" if code == NOT_STARTED else f"(checkpoint at t_env {t_env:,})" if t_env is not None
+                  else "(no checkpoint: it restarts at step 0)")
+            print(f"[{count[0]}/{len(todo)}] {'stopped':16s} {cell.label}  {seconds:.0f} s  {at}", flush=True)
+            return
         ok = code == 0 and finished(cell)
         status = "done" if ok else f"FAILED (exit {code})"
         print(f"[{count[0]}/{len(todo)}] {status:16s} {cell.label}  {seconds:.0f} s"
@@ -313,10 +328,17 @@ def main(args) -> int:
         grid.finished(ok)
 
     if todo:
-        if args.backend == "ray":
-            _run_ray(todo, args.ray_address, args.jobs, on_done, grid)
-        else:
-            _run_local(todo, min(args.jobs, len(todo)), on_done, grid)
+        previous = stop.install()
+        try:
+            if args.backend == "ray":
+                _run_ray(todo, args.ray_address, args.jobs, on_done, grid, stop)
+            else:
+                _run_local(todo, min(args.jobs, len(todo)), on_done, grid, stop)
+        finally:
+            stop.uninstall(previous)
+    if stop.signum is not None:
+        print(_stopped_line(stop, stopped, failures, len(cells)), flush=True)
+        return stop.exit_code
     if failures:
         print(f"compare: {len(failures)} of {len(cells)} cells failed: "
               + "; ".join(c.label for c in failures) + ". Fix and run the same command again: finished cells are kept.")
@@ -327,6 +349,22 @@ def main(args) -> int:
                                    paper="builtin" if args.paper else None)
         print("\n" + text + "\n\nwrote " + ", ".join(str(f) for f in files))
     return 1 if failures else 0
+
+
+def _stopped_line(stop, stopped: list, failures: list, total: int) -> str:
+    """One line: what the signal did to the grid's cells, and the command that continues them."""
+    import shlex
+
+    from r3dm_epymarl.experiments.compare_stop import NOT_STARTED
+    from r3dm_epymarl.runs.interrupt import command_prefix, signal_name
+
+    not_started = sum(code == NOT_STARTED for _, code, _ in stopped)
+    saved = sum(t_env is not None for _, _, t_env in stopped)
+    done = total - len(stopped) - len(failures)
+    return (f"compare: stopped by {signal_name(stop.signum)}: {len(stopped) - not_started} running cell(s) stopped "
+            f"({saved} at a checkpoint), {not_started} not started, {done} of {total} finished"
+            + (f", {len(failures)} failed" if failures else "")
+            + f"; none is left running; continue with: {shlex.join([*command_prefix(), *sys.argv[1:]])}")
 
 
 class GridStatus:

@@ -17,6 +17,9 @@ replace that loop with a copy, `install` recompiles the host's own function with
    manifest, last) into the folder the host saved models to in this iteration, and updates the live
    progress line; after the loop, `hooks.finished(locals())`.
 
+SIGTERM and Ctrl-C during the loop are acted on at the end of the iteration (runs/interrupt.py): a
+checkpoint of that step (if save_model is on), then `RunInterrupted`, which Sacred records as INTERRUPTED.
+
 If the host's loop does not have that shape (another host version), nothing is changed and resume
 restores models only, as the host does, with one line saying so.
 """
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 
 from r3dm_epymarl.runs import checkpoints, state
+from r3dm_epymarl.runs.interrupt import STOP, print_uncaught_as_one_line
 from r3dm_epymarl.runs.progress import Progress
 
 HOOKS_NAME = "__r3dm_epymarl_run_hooks__"
@@ -126,11 +130,21 @@ class RunHooks:
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
+        if not STOP.installed:  # a run the CLI did not start (a patched `python src/main.py`)
+            STOP.install()
+            print_uncaught_as_one_line()
+        STOP.new_run()
+        STOP.save_model = bool(getattr(args, "save_model", False))
+        STOP.stop_if_asked()  # a signal while the host started: before it builds anything
         _preflight(args)
         self.counters, self.resumed_from, self.selected = None, None, None
         self.progress = Progress.for_run(args)
+        if getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
+            # No loop, so no safe point to stop at and nothing to resume: the signals' usual effect.
+            STOP.uninstall({signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler})
+            return
         path = getattr(args, "checkpoint_path", "")
-        if not path or getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
+        if not path:
             return
         folders = checkpoints.step_folders(Path(path))
         if not any((f / checkpoints.MANIFEST).is_file() for f in folders):
@@ -146,9 +160,14 @@ class RunHooks:
             args.checkpoint_path = ""
         else:
             args.load_step = int(self.selected[0].name)
+            STOP.checkpoint = str(self.selected[0].parent.resolve())
 
     # --- after the host loaded the models, before its loop ---------------------------------------------
     def restore(self, ns: dict) -> None:
+        self._restore(ns)
+        STOP.stop_if_asked()  # a signal while the host built its env and learner: before training
+
+    def _restore(self, ns: dict) -> None:
         args = ns["args"]
         model_path = ns.get("model_path")
         if not getattr(args, "checkpoint_path", "") or not model_path:
@@ -201,6 +220,9 @@ class RunHooks:
         saved_now = args.save_model and ns["model_save_time"] == runner.t_env and "save_path" in ns
         if saved_now:
             self._save(ns, Path(ns["save_path"]))
+        STOP.t_env = runner.t_env
+        if STOP.signum is not None:
+            self._stop(ns)
         kill_at = os.environ.get(KILL_AT_T)
         if kill_at and runner.t_env >= int(kill_at):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -216,6 +238,7 @@ class RunHooks:
             os.kill(os.getpid(), signal.SIGKILL)
         checkpoints.write_manifest(folder, self._manifest(ns, notes), known={checkpoints.RUN_STATE: entry})
         checkpoints.prune_run_states(folder.parent, keep=int(os.environ.get(KEEP_RUN_STATES, "2")))
+        STOP.checkpoint = str(folder.parent.resolve())
         total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
         ns["logger"].console_logger.info(
             f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({entry['bytes'] / 2**20:.1f} MiB run state"
@@ -234,8 +257,39 @@ class RunHooks:
                 "sacred": _sacred_run(ns["logger"]), "resumed_from": self.resumed_from,
                 "argv": sys.argv[1:], "cwd": os.getcwd(), "config": config}
 
+    def _stop(self, ns: dict) -> None:
+        """A signal arrived during this iteration: checkpoint this step, flush the progress, stop."""
+        folder = self._checkpoint_now(ns) if ns["args"].save_model else None
+        if self.progress and self.progress.bar is not None:  # a terminal's live bar (no last line: ours follows)
+            self.progress.bar.stop()
+        self.progress = None
+        raise STOP.interrupted(STOP.signum, ns["runner"].t_env, folder)
+
+    def _checkpoint_now(self, ns: dict) -> Path | None:
+        """This step's checkpoint, as the host saves one (its learner's files, then ours), beside the
+        run's others; the loop's save counter is left alone, so a resumed run saves where this one would."""
+        runner = ns["runner"]
+        if "save_path" in ns:
+            models = Path(ns["save_path"]).parent
+        elif self.resumed_from is not None:
+            models = Path(self.resumed_from["checkpoint"]).parent
+        else:
+            return None
+        folder = models / str(runner.t_env)
+        if (folder / checkpoints.MANIFEST).is_file():  # the host saved this step already
+            return folder
+        folder.mkdir(parents=True, exist_ok=True)
+        ns["logger"].console_logger.info(f"Saving models to {folder} (stopping)")
+        ns["learner"].save_models(str(folder))
+        if ns.get("has_explorer"):  # PyMARLzoo+'s explorers save beside the learner
+            ns["explorer"].save_models(str(folder))
+        self._save(ns, folder)
+        return folder
+
     def finished(self, ns: dict) -> None:
         runner, args = ns["runner"], ns["args"]
+        if STOP.signum is not None:  # a signal after the last iteration's end: training is done, stop here
+            self._stop(ns)
         if os.environ.get(TEST_AT_END) == "1" and ns["last_test_T"] < runner.t_env:
             # The host tests every test_interval steps, so its last test is up to one interval before
             # the end; this one measures the policy training ended with (it trains nothing).

@@ -1,9 +1,15 @@
 """`r3dm-epymarl compare`: a real grid of host runs (PyMARLzoo+ on LBF), local pool and local Ray."""
 import csv
+import json
+import os
+import re
+import signal
+import subprocess
 
 import pytest
 
 from tests.helpers import LBF_KEY, assert_real_png, cli, run_ok
+from tests.signals import alive, command_in, start_cli, wait_for
 
 TINY = ["env_args.time_limit=25", "t_max=300", "batch_size=4", "buffer_size=32", "test_interval=150",
         "test_nepisode=2", "log_interval=150", "runner_log_interval=150", "learner_log_interval=150"]
@@ -104,3 +110,42 @@ def test_a_cell_killed_mid_run_continues_from_its_checkpoint(zoo_available, tmp_
     with open(out / "report" / "report.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["seeds"] == "1"
+
+
+@pytest.mark.parametrize("how", ["sigterm_to_compare_alone", "ctrl_c_to_its_process_group"])
+def test_a_stopped_compare_stops_its_cell_and_the_same_command_continues_it(zoo_available, tmp_path, how):
+    """SIGTERM to compare alone (a `kill`, a scheduler signalling the job's main process) or Ctrl-C (to the
+    terminal's whole process group): the running cell saves a checkpoint and stops, none is left training
+    on its own; compare says so in one line, with the command that continues the grid."""
+    from r3dm_epymarl.experiments.report import safe_name
+
+    out = tmp_path / "grid"
+    args = ["compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), "--algorithms",
+            "r3dm_qmix", "--seeds", "1", "--maps", LBF_KEY, "--checkpoint-interval", "100", "--with", *TINY]
+    compare = start_cli(*args, folder=tmp_path / "cli", new_session=True)
+    cell = out / safe_name(LBF_KEY) / "r3dm_qmix" / "seed1"
+    wait_for(cell / "cell.log", r"(t_env: \d+ / 300[\s\S]*){2}", compare.proc)  # its second test phase
+    cell_pid = int(re.search(r"pid (\d+)", (cell / "cell.lock").read_text())[1])
+    if how == "sigterm_to_compare_alone":
+        compare.proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(compare.proc.pid, signal.SIGINT)
+    code = compare.wait(timeout=300)
+    stdout, stderr = compare.text()
+    assert code == (143 if how == "sigterm_to_compare_alone" else 130), f"exit {code}\n{stdout}\n{stderr}"
+    assert not alive(cell_pid), "the cell is still training after compare stopped"
+    assert "Traceback" not in stdout + stderr + (cell / "cell.log").read_text()
+    last = stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"compare: stopped by (SIGTERM|Ctrl-C \(SIGINT\)): 1 running cell\(s\) stopped \(1 at a "
+                        r"checkpoint\), 0 not started, 0 of 1 finished; none is left running; continue with: .*", last)
+    (stopped,) = [line for line in stdout.splitlines() if line.startswith("[1/1] stopped")]
+    t_stop = int(re.search(r"checkpoint at t_env ([\d,]+)", stopped)[1].replace(",", ""))
+    (run_json,) = _sacred_runs(out)
+    assert json.loads(run_json.read_text())["status"] == "INTERRUPTED"
+    assert max(json.loads((run_json.parent / "metrics.json").read_text())["test_return_mean"]["steps"]) <= t_stop
+    assert not list(cell.glob(".stop-*")), "compare removes its stop files"
+    again = subprocess.run(command_in(last, "continue with: "), capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    run_ok(again)
+    assert f"compare: r3dm_qmix {LBF_KEY} seed 1: continuing from its checkpoint at t_env {t_stop:,}" in again.stdout
+    assert "[1/1] done" in again.stdout

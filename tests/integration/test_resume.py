@@ -1,9 +1,14 @@
 """Exact resume after a SIGKILL, through the real EPyMARL run loop on SMAX 3m, for every registered
 algorithm: a run killed between two checkpoints and resumed logs, after its resume point, exactly the
-metrics of the uninterrupted run with the same seed (bitwise: same floats)."""
+metrics of the uninterrupted run with the same seed (bitwise: same floats). A run stopped by SIGTERM
+(Slurm's preemption) or Ctrl-C saves a checkpoint of the step it stopped at, keeps every metric, and
+says in one line how to resume; resumed, it is the uninterrupted run too."""
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ from r3dm_epymarl.registry import ALGORITHMS
 from r3dm_epymarl.runs.checkpoints import MANIFEST, RUN_STATE, read_manifest, step_folders
 from r3dm_epymarl.runs.loop import KILL_AT_T, KILL_IN_SAVE_AT_T
 from tests.helpers import cli, run_ok
+from tests.signals import command_in, start_cli, wait_for
 
 EPYMARL_PATH = os.environ.get("EPYMARL_PATH")
 pytestmark = [
@@ -125,3 +131,69 @@ def test_a_corrupt_checkpoint_is_reported_and_skipped(tmp_path, uninterrupted):
     with pytest.raises(ValueError, match="does not match its manifest"):
         read_manifest(newest)
     assert read_manifest(step_folders(copy)[1])["t_env"] == int(step_folders(copy)[1].name)
+
+
+def _upto(metrics: dict, t: int) -> dict:
+    """Every metric's (step, value) pairs up to step t, except wall-clock timings."""
+    upto = {k: [(s, v) for s, v in zip(m["steps"], m["values"]) if s <= t]
+            for k, m in metrics.items() if not k.startswith("time_")}
+    return {k: v for k, v in upto.items() if v}
+
+
+def _stopped(tmp_path: Path, algorithm: str, signum: int):
+    """A run signalled once its second test phase began (inside the loop, past its first checkpoint):
+    (exit code, stdout, stderr) after it stopped."""
+    run = start_cli(*_argv(algorithm, tmp_path), folder=tmp_path / "cli")
+    wait_for(run.stderr, r"(t_env: \d+ / 1200[\s\S]*){2}", run.proc)  # the host's line before each test phase
+    run.proc.send_signal(signum)
+    code = run.wait(timeout=300)
+    return (code, *run.text())
+
+
+def test_sigterm_keeps_every_metric_checkpoints_its_step_and_resumes_as_the_same_run(tmp_path, uninterrupted):
+    algorithm = "acorm"
+    _, reference = uninterrupted(algorithm)
+    code, out, err = _stopped(tmp_path, algorithm, signal.SIGTERM)
+    assert code == 143, f"exit {code}\n{err[-3000:]}"
+    assert "Traceback" not in out + err and "Aborted" not in err
+    last = err.strip().splitlines()[-1]
+    stopped = re.fullmatch(r"r3dm-epymarl: stopped by SIGTERM at t_env ([\d,]+); checkpoint saved at this step, "
+                           r"metrics saved, Sacred run INTERRUPTED; resume with: .*", last)
+    assert stopped, last
+    t_stop = int(stopped[1].replace(",", ""))
+    (run_json,) = tmp_path.glob("results/sacred/*/*/*/run.json")
+    assert json.loads(run_json.read_text())["status"] == "INTERRUPTED"
+    # Every point logged before the signal is in metrics.json (Sacred's last heartbeat), equal to the
+    # uninterrupted run's: both test phases so far (at the first episode and after ~400 steps) among them.
+    (first,) = _metrics(tmp_path).values()
+    assert _upto(first, t_stop) == _upto(reference, t_stop)
+    tests = [s for s in reference["test_return_mean"]["steps"] if s <= t_stop]
+    assert first["test_return_mean"]["steps"] == tests and len(tests) == 2, (tests, t_stop)
+    # The checkpoint of the step it stopped at, complete and exact.
+    models = _models(tmp_path)
+    assert f"checkpoint_path={models}" in last
+    manifest = read_manifest(models / str(t_stop))
+    assert manifest["t_env"] == t_stop and manifest["exact"] is True
+    # The command the line gives resumes from it: the same metrics as the uninterrupted run, bit for bit.
+    resumed = subprocess.run(command_in(last, "resume with: "), capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    run_ok(resumed)
+    assert f"resumed exactly from {models / str(t_stop)} at t_env {t_stop}" in resumed.stderr
+    after_ref = _after(reference, t_stop)
+    assert sum(len(v) for v in after_ref.values()) > 10
+    assert _after(_resumed(tmp_path), t_stop) == after_ref
+
+
+def test_ctrl_c_during_a_run_prints_one_line_with_the_command_that_resumes_it(tmp_path):
+    code, out, err = _stopped(tmp_path, "r3dm_qmix", signal.SIGINT)
+    assert code == 130, f"exit {code}\n{err[-3000:]}"
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err and "Aborted" not in err
+    ours = [line for line in err.splitlines() if line.startswith("r3dm-epymarl: stopped")]
+    assert len(ours) == 1 and ours[0] == err.strip().splitlines()[-1], err[-3000:]
+    line = ours[0]
+    assert line.startswith("r3dm-epymarl: stopped by Ctrl-C (SIGINT) at t_env ") and "resume with: python -m " \
+        "r3dm_epymarl run --host epymarl --epymarl " in line, line
+    command = command_in(line, "resume with: ")
+    assert command[-1] == f"checkpoint_path={_models(tmp_path)}" and "--config=r3dm_qmix" in command
+    t_stop = int(re.search(r"at t_env ([\d,]+)", line)[1].replace(",", ""))
+    assert read_manifest(_models(tmp_path) / str(t_stop))["exact"] is True
