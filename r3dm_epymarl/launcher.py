@@ -14,6 +14,7 @@ import yaml
 
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.paths import config_dir
+from r3dm_epymarl.preflight import preflight
 from r3dm_epymarl.presets import cli_keys, map_name, renamed_without_preset, with_presets
 from r3dm_epymarl.runs.interrupt import STOP, RunInterrupted
 
@@ -98,21 +99,12 @@ def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
     return _merge(config, config_updates)
 
 
-def preflight(config: dict) -> None:
-    """Validate a plug-in algorithm's keys before any host code runs (no training time spent)."""
-    from r3dm_epymarl.config import validate
-    from r3dm_epymarl.registry import algorithm_of
-
-    algo = algorithm_of(config)
-    if algo is not None:
-        validate(config, algo.load_schema(config), where=f"--config={config.get('name', algo.name)}")
-
-
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
            base_dir: str | None = None) -> None:
     from r3dm_epymarl.experiments import observers
     from r3dm_epymarl.hosts import EPYMARL, get_host
     from r3dm_epymarl.registry import register
+    from r3dm_epymarl.runs.loop import install_host_loop
 
     user_argv = list(argv)
     argv, mongo_url = observers.pop_mongo_url(argv)
@@ -132,6 +124,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         print(note, file=sys.stderr)
     preflight(config)
     register(host)
+    install_host_loop(host)  # exact resume, interrupts and the progress line
     # After every config check (bad input fails before waiting on a server), before the host starts.
     observers.install(mongo_url, file_base=base_dir if host.name == EPYMARL else None)
     previous = STOP.install()

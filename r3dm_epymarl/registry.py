@@ -138,15 +138,6 @@ def register(host=None) -> Path:
         registry[key] = obj
         done[(kind, key)] = obj
         host.on_registered(kind, key, obj)
-    # The host's run loop, hooked for exact resume, checkpoint manifests and the progress line.
-    from r3dm_epymarl.runs.loop import install
-
-    try:
-        run_module = host.module("run")
-    except ModuleNotFoundError:  # a host without a run loop of its own (the tests' registry-only hosts)
-        run_module = None
-    if run_module is not None:
-        install(run_module, host.name)
     return config_dir()
 
 

@@ -98,6 +98,15 @@ def rewrite(source: str) -> ast.Module:
     return ast.fix_missing_locations(module)
 
 
+def install_host_loop(host) -> bool:
+    """Hook the host's `run_sequential` (where a run starts: the launcher, the plug-in's entry point)."""
+    try:
+        run_module = host.module("run")
+    except ModuleNotFoundError:  # a host without a run loop of its own (the tests' registry-only hosts)
+        return False
+    return install(run_module, host.name)
+
+
 def install(run_module, host_name: str) -> bool:
     """Replace `run_module.run_sequential` by the hooked version of itself (idempotent)."""
     if getattr(run_module, ORIGINAL_NAME, None) is not None:
@@ -304,7 +313,7 @@ def _preflight(args) -> None:
     """The launcher's checks, for runs it did not start (a patched `python src/main.py`): before the
     host builds its env or learner, in one line (no traceback) inside the host's Sacred run."""
     from r3dm_epymarl.errors import UserError, for_sacred
-    from r3dm_epymarl.launcher import preflight
+    from r3dm_epymarl.preflight import preflight
 
     try:
         if getattr(args, "env", None) == "sc2v2":
