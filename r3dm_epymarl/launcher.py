@@ -91,14 +91,32 @@ def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
     return _merge(config, config_updates)
 
 
-def preflight(config: dict) -> None:
-    """Validate a plug-in algorithm's keys before any host code runs (no training time spent)."""
+def check_updates(argv: list[str]) -> None:
+    """Every `with` update is key=value: the hosts define no named configs, so Sacred would report a
+    bare word (`with lr`) as "Named config not found"."""
+    updates = argv[argv.index("with") + 1:] if "with" in argv else []
+    bare = [u for u in updates if "=" not in u and not u.startswith("-")]
+    if bare:
+        raise UserError(f"`with {bare[0]}`: updates after `with` are key=value (e.g. {bare[0]}=VALUE); "
+                        "these hosts have no named configs")
+
+
+def preflight(config: dict, host_name: str | None = None, cwd: str | None = None):
+    """Check a run's config before any host code runs (no training time spent, no Sacred run left
+    behind): the plug-in algorithm's keys, the host's keys its loop reads, the scenario, and
+    checkpoint_path. Returns where a resume loads from (runs/resume_checks.py), or None."""
     from r3dm_epymarl.config import validate
+    from r3dm_epymarl.host_keys import check_host_keys
     from r3dm_epymarl.registry import algorithm_of
+    from r3dm_epymarl.runs.resume_checks import check_checkpoint_path
+    from r3dm_epymarl.scenario_checks import check_scenario
 
     algo = algorithm_of(config)
     if algo is not None:
         validate(config, algo.load_schema(), where=f"--config={config.get('name', algo.name)}")
+    check_host_keys(config, where=f"--config={config.get('name', '?')}")
+    check_scenario(config, host_name)
+    return check_checkpoint_path(config, cwd)
 
 
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
@@ -108,6 +126,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     from r3dm_epymarl.registry import register
 
     argv, mongo_url = observers.pop_mongo_url(argv)
+    observers.check_mongo_url(mongo_url)
+    check_updates(argv)
     host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
     if found["--env-config"].stem == "sc2v2":
@@ -122,7 +142,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
               + " ".join(f"{k}={v}" for k, v in preset.items()), file=sys.stderr)
     elif note := renamed_without_preset(config, cli_keys(host_argv)):
         print(note, file=sys.stderr)
-    preflight(config)
+    # EPyMARL runs in base_dir (a relative checkpoint_path is read from there), PyMARLzoo+ here.
+    preflight(config, host.name, cwd=base_dir if base_dir and host.name == EPYMARL else None)
     register(host)
     # After every config check (bad input fails before waiting on a server), before the host starts.
     observers.install(mongo_url, file_base=base_dir if host.name == EPYMARL else None)

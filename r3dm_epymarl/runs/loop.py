@@ -32,7 +32,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from r3dm_epymarl.runs import checkpoints, state
+from r3dm_epymarl.runs import checkpoints, resume_checks, state
 from r3dm_epymarl.runs.progress import Progress
 
 HOOKS_NAME = "__r3dm_epymarl_run_hooks__"
@@ -122,13 +122,17 @@ class RunHooks:
         self.counters: dict | None = None
         self.resumed_from: dict | None = None
         self.selected: tuple[Path, dict] | None = None  # (checkpoint folder, its verified manifest)
+        self.changes: dict = {}  # training keys set otherwise than in the selected checkpoint
         self.progress: Progress | None = None
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
-        _preflight(args)
-        self.counters, self.resumed_from, self.selected = None, None, None
+        target = _preflight(args, self.host_name)
+        self.counters, self.resumed_from, self.selected, self.changes = None, None, None, {}
         self.progress = Progress.for_run(args)
+        if target is not None and target.load_step is not None:
+            # checkpoint_path named one <t_env>/ folder: the hosts want the folder of them, and the step.
+            args.checkpoint_path, args.load_step = str(target.models), target.load_step
         path = getattr(args, "checkpoint_path", "")
         if not path or getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
             return
@@ -146,6 +150,7 @@ class RunHooks:
             args.checkpoint_path = ""
         else:
             args.load_step = int(self.selected[0].name)
+            self.changes = resume_checks.config_changes(self.selected[1].get("config") or {}, vars(args))
 
     # --- after the host loaded the models, before its loop ---------------------------------------------
     def restore(self, ns: dict) -> None:
@@ -178,8 +183,11 @@ class RunHooks:
         if run_dir:
             checkpoints.atomic_write_bytes(Path(run_dir) / RESUMED_FROM,
                                            json.dumps(self.resumed_from, indent=1).encode())
-        exact = "exactly" if manifest.get("exact") else "(not exactly: " + "; ".join(
-            f"{k} {v}" for k, v in state.inexact_parts(manifest.get("notes", {})).items()) + ")"
+        reasons = [f"{k} {v}" for k, v in state.inexact_parts(manifest.get("notes", {})).items()]
+        if self.changes:
+            reasons.append("the config differs from the checkpoint's: "
+                           + resume_checks.describe_changes(self.changes))
+        exact = "exactly" if manifest.get("exact") and not self.changes else f"(not exactly: {'; '.join(reasons)})"
         _say(f"resumed {exact} from {folder} at t_env {manifest['t_env']}")
         if self.progress:
             self.progress.resumed(manifest["t_env"])
@@ -246,9 +254,10 @@ class RunHooks:
             self.progress.close(ns["runner"].t_env, ns["logger"])
 
 
-def _preflight(args) -> None:
+def _preflight(args, host_name: str | None = None):
     """The launcher's checks, for runs it did not start (a patched `python src/main.py`): before the
-    host builds its env or learner, in one line (no traceback) inside the host's Sacred run."""
+    host builds its env or learner, in one line (no traceback) inside the host's Sacred run.
+    Returns where a resume loads from (resume_checks.ResumeTarget), or None."""
     from r3dm_epymarl.errors import UserError, for_sacred
     from r3dm_epymarl.launcher import preflight
 
@@ -257,7 +266,7 @@ def _preflight(args) -> None:
             from r3dm_epymarl.envs.sc2v2 import check_sc2v2
 
             check_sc2v2()
-        preflight(vars(args))
+        return preflight(vars(args), host_name)
     except UserError as error:
         raise for_sacred(error) from None
 
