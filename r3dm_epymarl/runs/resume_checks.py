@@ -18,9 +18,8 @@ from pathlib import Path
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.runs.checkpoints import MANIFEST, step_folders
 
-EXPECTED = ("the folder a run saved its models to (save_model=True), holding one <t_env>/ folder per "
-            "checkpoint: EPyMARL results/models/<run>/, PyMARLzoo+ results/sacred/<alg>/<map>/<id>/models/ "
-            "(or one of its <t_env>/ folders)")
+EXPECTED = ("the folder of <t_env>/ checkpoints a run saved with save_model=True (EPyMARL: results/models/<run>/, "
+            "PyMARLzoo+: results/sacred/<alg>/<map>/<id>/models/), or one <t_env>/ folder in it")
 
 # Keys that may change on resume without changing what is trained: where and how long the run goes on,
 # what it logs and saves. Any other key that differs from the checkpoint's makes the resume inexact.
