@@ -22,9 +22,9 @@ EXPECTED = ("the folder of <t_env>/ checkpoints a run saved with save_model=True
             "PyMARLzoo+: results/sacred/<alg>/<map>/<id>/models/), or one <t_env>/ folder in it")
 
 # Keys that may change on resume without changing what is trained: where and how long the run goes on,
-# what it logs and saves. Any other key that differs from the checkpoint's makes the resume inexact.
+# what it logs and saves (unique_token, results_path: set by the hosts per run). Any other key that differs from the checkpoint's makes the resume inexact.
 NOT_TRAINING = frozenset({
-    "checkpoint_path", "load_step", "t_max", "unique_token", "evaluate", "save_replay", "render",
+    "checkpoint_path", "load_step", "t_max", "unique_token", "results_path", "evaluate", "save_replay", "render",
     "save_model", "save_model_interval", "local_results_path", "log_interval", "runner_log_interval",
     "learner_log_interval", "use_tensorboard", "use_wandb", "wandb", "wandb_team", "wandb_project",
     "wandb_mode", "wandb_save_model", "label", "hypergroup", "repeat_id",

@@ -110,3 +110,17 @@ def test_a_resume_under_another_config_names_the_keys_and_is_not_exact(models, t
     for change in ("batch_size 4 -> 8", f"lr {saved_lr!r} -> 0.01", "role_clusters 3 -> 2"):
         assert change in line, line
     assert line.endswith(f") from {newest} at t_env {newest.name}")
+
+
+def test_a_resume_with_the_same_config_on_pymarlzooplus_is_exact(zoo_available, tmp_path):
+    """The host's per-run keys (results_path, unique_token) are no config change."""
+    from tests.conftest import short_run, zoo_train
+
+    first = zoo_train("acorm", tmp_path / "first", "save_model=True", "save_model_interval=150")
+    models = first / "models"
+    newest = step_folders(models)[0]
+    proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path / "second"), "--config=acorm",
+               "--env-config=gymma", "with", *short_run("acorm"), "seed=7", "save_model=True",
+               "save_model_interval=150", f"checkpoint_path={models}", "t_max=450")
+    run_ok(proc)
+    assert f"resumed exactly from {newest} at t_env {newest.name}" in proc.stderr
