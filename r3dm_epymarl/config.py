@@ -41,9 +41,10 @@ def check_key(name: str, value: Any, key: Key, where: str) -> None:
     if value is None and key.nullable:
         return
     if not _type_ok(value, key.type):
-        hint = "true or false (unquoted)" if key.type is bool else f"a {key.type.__name__}"
+        type_name = "number" if key.type is float else key.type.__name__  # an int is a float here too
+        hint = "true or false (unquoted)" if key.type is bool else f"a {type_name}"
         raise ConfigError(f"{where}: config key '{name}' must be {hint}, got {value!r} "
-                          f"({type(value).__name__}); set {name}=<{key.type.__name__}> in the YAML or after `with`")
+                          f"({type(value).__name__}); set {name}=<{type_name}> in the YAML or after `with`")
     if key.choices is not None and key.type is list:
         unknown = [item for item in value if item not in key.choices]
         if unknown:

@@ -99,6 +99,16 @@ def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
     return _merge(config, config_updates)
 
 
+def check_updates(argv: list[str]) -> None:
+    """Every `with` update is key=value: the hosts define no named configs, so Sacred would report a
+    bare word (`with lr`) as "Named config not found"."""
+    updates = argv[argv.index("with") + 1:] if "with" in argv else []
+    bare = [u for u in updates if "=" not in u and not u.startswith("-")]
+    if bare:
+        raise UserError(f"`with {bare[0]}`: updates after `with` are key=value (e.g. {bare[0]}=VALUE); "
+                        "these hosts have no named configs")
+
+
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
            base_dir: str | None = None) -> None:
     from r3dm_epymarl.experiments import observers
@@ -108,6 +118,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
 
     user_argv = list(argv)
     argv, mongo_url = observers.pop_mongo_url(argv)
+    observers.check_mongo_url(mongo_url)
+    check_updates(argv)
     host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
     if found["--env-config"].stem == "sc2v2":
@@ -122,7 +134,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
               + " ".join(f"{k}={v}" for k, v in preset.items()), file=sys.stderr)
     elif note := renamed_without_preset(config, cli_keys(host_argv)):
         print(note, file=sys.stderr)
-    preflight(config)
+    # EPyMARL runs in base_dir (a relative checkpoint_path is read from there), PyMARLzoo+ here.
+    preflight(config, host.name, cwd=base_dir if base_dir and host.name == EPYMARL else None)
     register(host)
     install_host_loop(host)  # exact resume, interrupts and the progress line
     # After every config check (bad input fails before waiting on a server), before the host starts.

@@ -149,6 +149,8 @@ def check_names(args) -> None:
                         f"{', '.join(available(host, 'envs'))}")
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
+    if args.t_max is not None and args.t_max < 1:
+        raise UserError(f"--t-max {args.t_max}: env steps per cell must be at least 1")
 
 
 def cell_env(threads: int) -> dict:

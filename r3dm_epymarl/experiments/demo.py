@@ -43,6 +43,10 @@ def run_demo(algorithm: str = "r3dm", env: str = "smax", map_name: str | None = 
     from r3dm_epymarl.launcher import launch
     from r3dm_epymarl.runs.loop import TEST_AT_END
 
+    if t_max < 1:
+        from r3dm_epymarl.errors import UserError
+
+        raise UserError(f"--t-max {t_max}: the number of env steps to train must be at least 1")
     os.environ[TEST_AT_END] = "1"  # the summary's last win rate is measured at t_max, not up to 10k before
     base = Path(base_dir or ".").resolve()
     launch(demo_args(algorithm, env, map_name, t_max, seed), host_name="pymarlzooplus", base_dir=str(base))

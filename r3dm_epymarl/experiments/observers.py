@@ -24,6 +24,25 @@ PING_TIMEOUT_MS = 3000  # at start, and for every later write: a dead server cos
 _state = {"installed": False, "mongo": None, "file_base": None}
 
 
+def check_mongo_url(url: str | None) -> None:
+    """UserError (one line) for a URL that is not a MongoDB connection string at all (a typo, not a
+    server that is down: that one is reported as unreachable and the run goes on with file storage)."""
+    if not url:
+        return
+    from pymongo.errors import PyMongoError
+    from pymongo.uri_parser import parse_uri
+
+    from r3dm_epymarl.errors import UserError
+
+    # The syntax only: parsing a mongodb+srv:// URL would look its hosts up in DNS.
+    syntax = "mongodb://" + url[len("mongodb+srv://"):] if url.startswith("mongodb+srv://") else url
+    try:
+        parse_uri(syntax)
+    except (PyMongoError, ValueError) as exc:
+        raise UserError(f"mongo_url {_redact(url)} is malformed ({exc}); give mongodb://HOST:PORT/DB "
+                        "(or mongodb+srv://HOST/DB)") from None
+
+
 def mongo_observer(url: str, timeout_ms: int = PING_TIMEOUT_MS):
     """A MongoObserver for `url` (database from the URL's path, default `sacred`), or None with one
     line on stderr if the server does not answer a ping."""

@@ -35,7 +35,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from r3dm_epymarl.runs import checkpoints, state
+from r3dm_epymarl.runs import checkpoints, resume_checks, state
 from r3dm_epymarl.runs.interrupt import STOP, print_uncaught_as_one_line
 from r3dm_epymarl.runs.progress import Progress
 
@@ -135,6 +135,7 @@ class RunHooks:
         self.counters: dict | None = None
         self.resumed_from: dict | None = None
         self.selected: tuple[Path, dict] | None = None  # (checkpoint folder, its verified manifest)
+        self.changes: dict = {}  # training keys set otherwise than in the selected checkpoint
         self.progress: Progress | None = None
 
     # --- before the host loads anything ---------------------------------------------------------------
@@ -145,9 +146,12 @@ class RunHooks:
         STOP.new_run()
         STOP.save_model = bool(getattr(args, "save_model", False))
         STOP.stop_if_asked()  # a signal while the host started: before it builds anything
-        _preflight(args)
-        self.counters, self.resumed_from, self.selected = None, None, None
+        target = _preflight(args, self.host_name)
+        self.counters, self.resumed_from, self.selected, self.changes = None, None, None, {}
         self.progress = Progress.for_run(args)
+        if target is not None and target.load_step is not None:
+            # checkpoint_path named one <t_env>/ folder: the hosts want the folder of them, and the step.
+            args.checkpoint_path, args.load_step = str(target.models), target.load_step
         if getattr(args, "evaluate", False) or getattr(args, "save_replay", False):
             # No loop, so no safe point to stop at and nothing to resume: the signals' usual effect.
             STOP.uninstall({signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler})
@@ -170,6 +174,7 @@ class RunHooks:
         else:
             args.load_step = int(self.selected[0].name)
             STOP.checkpoint = str(self.selected[0].parent.resolve())
+            self.changes = resume_checks.config_changes(self.selected[1].get("config") or {}, vars(args))
 
     # --- after the host loaded the models, before its loop ---------------------------------------------
     def restore(self, ns: dict) -> None:
@@ -206,8 +211,11 @@ class RunHooks:
         if run_dir:
             checkpoints.atomic_write_bytes(Path(run_dir) / RESUMED_FROM,
                                            json.dumps(self.resumed_from, indent=1).encode())
-        exact = "exactly" if manifest.get("exact") else "(not exactly: " + "; ".join(
-            f"{k} {v}" for k, v in state.inexact_parts(manifest.get("notes", {})).items()) + ")"
+        reasons = [f"{k} {v}" for k, v in state.inexact_parts(manifest.get("notes", {})).items()]
+        if self.changes:
+            reasons.append("the config differs from the checkpoint's: "
+                           + resume_checks.describe_changes(self.changes))
+        exact = "exactly" if manifest.get("exact") and not self.changes else f"(not exactly: {'; '.join(reasons)})"
         _say(f"resumed {exact} from {folder} at t_env {manifest['t_env']}")
         if self.progress:
             self.progress.resumed(manifest["t_env"])
@@ -309,9 +317,10 @@ class RunHooks:
             self.progress.close(ns["runner"].t_env, ns["logger"])
 
 
-def _preflight(args) -> None:
+def _preflight(args, host_name: str | None = None):
     """The launcher's checks, for runs it did not start (a patched `python src/main.py`): before the
-    host builds its env or learner, in one line (no traceback) inside the host's Sacred run."""
+    host builds its env or learner, in one line (no traceback) inside the host's Sacred run.
+    Returns where a resume loads from (resume_checks.ResumeTarget), or None."""
     from r3dm_epymarl.errors import UserError, for_sacred
     from r3dm_epymarl.preflight import preflight
 
@@ -320,7 +329,7 @@ def _preflight(args) -> None:
             from r3dm_epymarl.envs.sc2v2 import check_sc2v2
 
             check_sc2v2()
-        preflight(vars(args))
+        return preflight(vars(args), host_name)
     except UserError as error:
         raise for_sacred(error) from None
 
