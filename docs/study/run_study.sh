@@ -7,7 +7,7 @@
 # Arguments are passed on to compare (e.g. --dry-run).
 # Two commands with JOBS=1 and disjoint ALGORITHMS may share STUDY_DIR (e.g. ALGORITHMS=r3dm on one core,
 # ALGORITHMS="qmix cds acorm" on the other): each cell has its own folder (and compare locks it).
-# VARIANT=policy_kl|world_model runs the ablation instead, on the same budget (see run_ablation.sh).
+# VARIANT=policy_kl|world_model|wm_published runs the ablation instead, on the same budget (see run_ablation.sh).
 set -euo pipefail
 : "${EPYMARL_PATH:?set EPYMARL_PATH to an EPyMARL checkout}"
 algorithms=${ALGORITHMS:-qmix cds acorm r3dm}
@@ -15,11 +15,16 @@ maps=${MAPS:-2s3z 3s_vs_5z}
 out=smax
 variant=()
 if [ -n "${VARIANT:-}" ]; then
-  case "$VARIANT" in policy_kl|world_model) ;; *) echo "VARIANT must be policy_kl or world_model, not '$VARIANT'" >&2; exit 2;; esac
+  case "$VARIANT" in policy_kl|world_model|wm_published) ;;
+    *) echo "VARIANT must be policy_kl, world_model or wm_published, not '$VARIANT'" >&2; exit 2;; esac
   algorithms=r3dm
   maps=${MAPS:-2s3z}
   out=ablation_$VARIANT
-  variant=("name=r3dm_$VARIANT" "intrinsic_terms=[\"$VARIANT\"]")  # its own name: its own row in report
+  if [ "$VARIANT" = wm_published ]; then  # both terms, the world models fed as the published code feeds them
+    variant=("name=r3dm_$VARIANT" "wm_action=published")
+  else
+    variant=("name=r3dm_$VARIANT" "intrinsic_terms=[\"$VARIANT\"]")  # its own name: its own row in report
+  fi
 fi
 exec python -m r3dm_epymarl compare --epymarl "$EPYMARL_PATH" --algorithms $algorithms --maps $maps \
   --seeds ${SEEDS:-1 2 3} --env-config smax --t-max 150000 \

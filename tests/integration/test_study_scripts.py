@@ -56,4 +56,13 @@ def test_ablation_variant_runs_r3dm_with_one_term_under_its_own_name(tmp_path):
 def test_ablation_refuses_an_unknown_variant(tmp_path):
     proc = _dry_run("run_ablation.sh", tmp_path, VARIANT="policy")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip() == "VARIANT must be policy_kl or world_model, not 'policy'"
+    assert proc.stderr.strip() == "VARIANT must be policy_kl, world_model or wm_published, not 'policy'"
+
+
+def test_published_action_variant_keeps_both_terms_under_its_own_name(tmp_path):
+    proc = _dry_run("run_ablation.sh", tmp_path, VARIANT="wm_published", SEEDS="1 2 3")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and all("name=r3dm_wm_published wm_action=published" in line for line in lines)
+    assert not any("intrinsic_terms" in line for line in lines)
+    assert all(f"{tmp_path}/ablation_wm_published/" in line for line in lines)
