@@ -69,6 +69,33 @@ def _locals() -> ast.Call:
     return ast.Call(func=ast.Name("locals", ast.Load()), args=[], keywords=[])
 
 
+# What the hooks read from the hooked function's locals (RunHooks: restore, end_of_iteration, _save);
+# a host version that binds one under another name is refused at install, never found out mid-run.
+HOOKED_LOCALS = ("args", "runner", "learner", "buffer", "logger", "episode", "model_save_time")
+
+
+def _bound_names(function: ast.FunctionDef) -> set[str]:
+    names = {a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)}
+    return names | {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _skips_the_end(statements) -> str | None:
+    """'continue' or 'break' if one of these statements leaves the loop body early (nested loops and
+    functions have their own), so that the end-of-iteration hook would not run."""
+    for statement in statements:
+        if isinstance(statement, (ast.Continue, ast.Break)):
+            return "continue" if isinstance(statement, ast.Continue) else "break"
+        if isinstance(statement, (ast.For, ast.AsyncFor, ast.While, ast.FunctionDef, ast.AsyncFunctionDef,
+                                  ast.ClassDef, ast.Lambda)):
+            found = _skips_the_end(getattr(statement, "orelse", []))  # a loop's else belongs to the outer body
+        else:
+            found = _skips_the_end([c for c in ast.iter_child_nodes(statement) if isinstance(c, ast.stmt)]
+                                   + [h for h in getattr(statement, "handlers", [])])
+        if found:
+            return found
+    return None
+
+
 def rewrite(source: str) -> ast.Module:
     """The host's `run_sequential` source with the hooks added; ValueError if its shape is unknown."""
     module = ast.parse(textwrap.dedent(source))
@@ -86,6 +113,11 @@ def rewrite(source: str) -> ast.Module:
         name = body[i].targets[0].id
         body[i].value = _call("initial", ast.Constant(name), body[i].value)
     loop = loops[0]
+    missing = [name for name in HOOKED_LOCALS if name not in _bound_names(function)]
+    if missing:
+        raise ValueError(f"run_sequential binds no {', '.join(missing)} (the hooks read them)")
+    if skip := _skips_the_end(loop.body):
+        raise ValueError(f"run_sequential's loop body has a `{skip}`, which would skip the end-of-iteration hook")
     save_paths = [n for n in ast.walk(loop) if isinstance(n, ast.Assign) and len(n.targets) == 1
                   and isinstance(n.targets[0], ast.Name) and n.targets[0].id == "save_path"]
     if len(save_paths) != 1:
