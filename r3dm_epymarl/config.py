@@ -79,3 +79,14 @@ def validate(config, schema: dict[str, Key], where: str, fill_defaults: bool = F
         if value is missing:
             raise ConfigError(f"{where}: config key '{name}' is missing ({key.doc}); add it to the algs YAML")
         check_key(name, value, key, where)
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """Nested config dicts as Sacred's dotted keys: {"env_args": {"map_name": "3m"}} -> {"env_args.map_name": "3m"}."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from r3dm_epymarl.config import flatten
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.experiments.roles_source import RUN_HINT, Source, _read_json, find_source  # noqa: F401
 
@@ -85,16 +86,6 @@ def rollout_host(source: Source, host: str | None, epymarl: str | None) -> tuple
     return host, epymarl
 
 
-def _flatten(updates: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in updates.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _sacred_value(value) -> str:
     """`value` as Sacred's `with key=value` parses it back (a literal when it parses as one, else a
     string). Strings go bare unless they would parse as something else: the hosts read some values
@@ -128,12 +119,12 @@ def rollout_argv(source: Source, checkpoint_root: Path, seed: int, defaults: dic
     """The run's own config as one evaluation episode of the checkpoint in `checkpoint_root`: its config
     names, then as `with` updates every key of its config.json that differs from `defaults` (whatever
     set it: the command line, a preset, the Python API, a YAML edited since) plus its own updates."""
-    flat_defaults = _flatten(defaults)
-    run_config = _flatten({k: v for k, v in source.config.items() if k not in ("name", "env")})
+    flat_defaults = flatten(defaults)
+    run_config = flatten({k: v for k, v in source.config.items() if k not in ("name", "env")})
     # Only keys under a top-level key the host declares: Sacred refuses others.
     updates = {k: v for k, v in run_config.items()
                if k.split(".")[0] in defaults and (k not in flat_defaults or flat_defaults[k] != v)}
-    updates.update(_flatten((source.run_info.get("meta") or {}).get("config_updates") or {}))
+    updates.update(flatten((source.run_info.get("meta") or {}).get("config_updates") or {}))
     updates = {k: v for k, v in updates.items() if k not in ROLLOUT_KEYS and k != "mongo_url"}
     rollout = {"checkpoint_path": str(checkpoint_root), "load_step": source.t_env, "evaluate": True,
                "test_nepisode": 1, "save_model": False, "save_replay": False, "render": False,

@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from r3dm_epymarl.config import flatten
 from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.runs.checkpoints import MANIFEST, step_folders
 
@@ -114,21 +115,11 @@ def _check_same_run(config: dict, manifest: dict, folder: Path, map_: str | None
                         f"not on this run's map {map_}: give a checkpoint of {map_}, or run on {saved_map}")
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def config_changes(saved: dict, current: dict) -> dict[str, tuple]:
     """{key: (checkpoint's value, this run's value)} for each training key set in both that differs."""
     # JSON's view of both (tuples are lists, numbers compare by value), as the manifest stored it.
-    saved = _flat(json.loads(json.dumps(saved, default=str)))
-    current = _flat(json.loads(json.dumps(current, default=str)))
+    saved = flatten(json.loads(json.dumps(saved, default=str)))
+    current = flatten(json.loads(json.dumps(current, default=str)))
     return {k: (saved[k], v) for k, v in current.items()
             if k in saved and saved[k] != v and k.split(".")[0] not in NOT_TRAINING}
 
