@@ -54,6 +54,9 @@ CHECKPOINT_BUFFER = "R3DM_EPYMARL_CHECKPOINT_BUFFER"  # "0": checkpoints leave o
 KEEP_RUN_STATES = "R3DM_EPYMARL_KEEP_RUN_STATES"
 KILL_AT_T = "R3DM_EPYMARL_KILL_AT_T"
 KILL_IN_SAVE_AT_T = "R3DM_EPYMARL_KILL_IN_SAVE_AT_T"
+# Wait (up to 5 min) at the end of the first iteration with t_env >= N until a stop signal arrives, so a
+# test's signal lands mid-run however fast the machine is; the loop says "waiting for a signal at t_env N".
+WAIT_AT_T = "R3DM_EPYMARL_WAIT_AT_T"
 
 
 def _say(message: str) -> None:
@@ -169,6 +172,7 @@ class RunHooks:
         self.selected: tuple[Path, dict] | None = None  # (checkpoint folder, its verified manifest)
         self.changes: dict = {}  # training keys set otherwise than in the selected checkpoint
         self.progress: Progress | None = None
+        self._waited = False  # WAIT_AT_T waits once
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
@@ -270,6 +274,13 @@ class RunHooks:
         if saved_now:
             self._save(ns, Path(ns["save_path"]))
         STOP.t_env = runner.t_env
+        wait_at = os.environ.get(WAIT_AT_T)
+        if wait_at and runner.t_env >= int(wait_at) and not self._waited:
+            self._waited = True
+            ns["logger"].console_logger.info(f"waiting for a signal at t_env {runner.t_env}")
+            deadline = time.monotonic() + 300
+            while STOP.signum is None and time.monotonic() < deadline:
+                time.sleep(0.05)
         if STOP.signum is not None:
             self._stop(ns)
         kill_at = os.environ.get(KILL_AT_T)

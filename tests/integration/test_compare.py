@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from r3dm_epymarl.runs.loop import WAIT_AT_T
 from tests.helpers import LBF_KEY, assert_real_png, cli, run_ok
 from tests.signals import alive, command_in, start_cli, wait_for
 
@@ -122,9 +123,11 @@ def test_a_stopped_compare_stops_its_cell_and_the_same_command_continues_it(zoo_
     out = tmp_path / "grid"
     args = ["compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), "--algorithms",
             "r3dm_qmix", "--seeds", "1", "--maps", LBF_KEY, "--checkpoint-interval", "100", "--with", *TINY]
-    compare = start_cli(*args, folder=tmp_path / "cli", new_session=True)
+    # The cell waits at the end of an iteration between its second test phase and its third (t_env >= 200),
+    # so the signal lands mid-run however fast or loaded the machine is.
+    compare = start_cli(*args, folder=tmp_path / "cli", new_session=True, env={WAIT_AT_T: "200"})
     cell = out / safe_name(LBF_KEY) / "r3dm_qmix" / "seed1"
-    wait_for(cell / "cell.log", r"(t_env: \d+ / 300[\s\S]*){2}", compare.proc)  # its second test phase
+    wait_for(cell / "cell.log", r"waiting for a signal at t_env \d+", compare.proc)
     cell_pid = int(re.search(r"pid (\d+)", (cell / "cell.lock").read_text())[1])
     if how == "sigterm_to_compare_alone":
         compare.proc.send_signal(signal.SIGTERM)

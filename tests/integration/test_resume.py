@@ -15,7 +15,7 @@ import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
 from r3dm_epymarl.runs.checkpoints import MANIFEST, RUN_STATE, read_manifest, step_folders
-from r3dm_epymarl.runs.loop import KILL_AT_T, KILL_IN_SAVE_AT_T
+from r3dm_epymarl.runs.loop import KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T
 from tests.helpers import cli, run_ok
 from tests.signals import command_in, start_cli, wait_for
 
@@ -143,8 +143,10 @@ def _upto(metrics: dict, t: int) -> dict:
 def _stopped(tmp_path: Path, algorithm: str, signum: int):
     """A run signalled once its second test phase began (inside the loop, past its first checkpoint):
     (exit code, stdout, stderr) after it stopped."""
-    run = start_cli(*_argv(algorithm, tmp_path), folder=tmp_path / "cli")
-    wait_for(run.stderr, r"(t_env: \d+ / 1200[\s\S]*){2}", run.proc)  # the host's line before each test phase
+    # The loop waits at the end of an iteration between the second test phase and the third (t_env >= 500),
+    # so the signal lands mid-run however fast or loaded the machine is.
+    run = start_cli(*_argv(algorithm, tmp_path), folder=tmp_path / "cli", env={WAIT_AT_T: "500"})
+    wait_for(run.stderr, r"waiting for a signal at t_env \d+", run.proc)
     run.proc.send_signal(signum)
     code = run.wait(timeout=300)
     return (code, *run.text())
