@@ -1,0 +1,71 @@
+"""rliable statistics on per-seed finals read from `report`'s cells.csv files, for comparing runs made in
+different sessions when the earlier runs' Sacred folders are gone and only their cells.csv is kept.
+
+    python docs/study/finals_stats.py docs/study/ablation_report/cells.csv docs/study/wm_action/cells.csv \
+        --map 2s3z --algorithms r3dm r3dm_wm_published acorm --reps 2000 --seed 0
+
+The final of each cell is `report`'s (the test metric over the last 5% of the run's steps). The same rliable
+calls as `report` (`r3dm_epymarl.experiments.report.rliable.estimate`): IQM / mean / median / optimality
+gap and P(row > column), with stratified-bootstrap 95% CIs. No curves: a cells.csv holds none.
+A (map, algorithm, seed) listed in more than one file is refused: say which file to take it from.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without install
+
+from r3dm_epymarl.experiments.report.rliable import Group, default_reps, estimate, render  # noqa: E402
+
+
+def read_finals(paths: list[Path], map_name: str, algorithms: list[str] | None) -> dict[str, dict[int, float]]:
+    """algorithm -> seed -> final, from the COMPLETED rows of `map_name` in the cells.csv files."""
+    finals: dict[str, dict[int, float]] = {}
+    where: dict[tuple[str, int], Path] = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row["map"] != map_name or row["status"] != "COMPLETED":
+                    continue
+                if algorithms and row["algorithm"] not in algorithms:
+                    continue
+                key = (row["algorithm"], int(row["seed"]))
+                if key in where:
+                    raise SystemExit(f"{key[0]} seed {key[1]} is in both {where[key]} and {path}: keep one")
+                where[key] = path
+                finals.setdefault(key[0], {})[key[1]] = float(row["final"])
+    missing = [a for a in algorithms or [] if a not in finals]
+    if missing:
+        raise SystemExit(f"--algorithms: no COMPLETED {map_name} row for {', '.join(missing)} in the files given")
+    return finals
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("cells", nargs="+", type=Path, help="cells.csv files written by `report`")
+    p.add_argument("--map", required=True, help="the map whose rows are compared")
+    p.add_argument("--algorithms", nargs="+", help="these rows only (default: every algorithm in the files)")
+    p.add_argument("--metric", default="test_battle_won_mean", help="the metric named in the printed header")
+    p.add_argument("--reps", type=int, help="bootstrap resamples (default: rliable's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    opts = p.parse_args(argv)
+    finals = read_finals(opts.cells, opts.map, opts.algorithms)
+    order = opts.algorithms or sorted(finals)
+    group = Group(name=opts.map, metric=opts.metric,
+                  seeds={a: sorted(finals[a]) for a in order},
+                  finals={a: np.array([[finals[a][s]] for s in sorted(finals[a])]) for a in order},  # [runs, 1]
+                  steps=np.zeros(0), curves={a: np.zeros((len(finals[a]), 1, 0)) for a in order},
+                  tasks=[opts.map])
+    reps = default_reps(opts.reps)
+    for a in order:
+        print(f"{a}: " + ", ".join(f"seed {s} {finals[a][s]:.3f}" for s in sorted(finals[a])))
+    print(render([estimate(group, reps, opts.seed)], reps, opts.seed, []))
+
+
+if __name__ == "__main__":
+    main()
