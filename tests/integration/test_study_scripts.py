@@ -66,3 +66,21 @@ def test_published_action_variant_keeps_both_terms_under_its_own_name(tmp_path):
     assert len(lines) == 3 and all("name=r3dm_wm_published wm_action=published" in line for line in lines)
     assert not any("intrinsic_terms" in line for line in lines)
     assert all(f"{tmp_path}/ablation_wm_published/" in line for line in lines)
+
+
+def test_5m_vs_6m_grid_is_four_algorithms_three_seeds_at_300k(tmp_path):
+    proc = _dry_run("run_5m_vs_6m.sh", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 12  # 4 algorithms x 3 seeds
+    for alg in ("qmix", "cds", "acorm", "r3dm"):
+        assert sum(f"--config={alg} " in line for line in lines) == 3, alg
+    assert all("map_name=5m_vs_6m " in line and "t_max=300000" in line and "test_interval=10000" in line
+               and "test_nepisode=32" in line and "save_model_interval=10000" in line
+               and f"{tmp_path}/5m_vs_6m/" in line for line in lines)
+    proc = _dry_run("run_5m_vs_6m.sh", tmp_path, VARIANT="wm_published", SEEDS="1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [line for line in proc.stdout.splitlines()
+                                        if "--config=r3dm " in line and "wm_action=published" in line
+                                        and f"{tmp_path}/5m_vs_6m_wm_published/" in line]
+    assert len(proc.stdout.splitlines()) == 1
