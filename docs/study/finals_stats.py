@@ -28,8 +28,14 @@ def read_finals(paths: list[Path], map_name: str, algorithms: list[str] | None) 
     finals: dict[str, dict[int, float]] = {}
     where: dict[tuple[str, int], Path] = {}
     for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file; give cells.csv files written by `report --out DIR`")
         with open(path, newline="") as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            absent = {"map", "algorithm", "seed", "status", "final"} - set(reader.fieldnames or ())
+            if absent:
+                raise SystemExit(f"{path}: no column {', '.join(sorted(absent))}; is it a cells.csv written by `report`?")
+            for row in reader:
                 if row["map"] != map_name or row["status"] != "COMPLETED":
                     continue
                 if algorithms and row["algorithm"] not in algorithms:

@@ -48,3 +48,12 @@ def test_a_cell_in_two_files_and_a_missing_algorithm_are_refused(tmp_path):
         finals_stats.read_finals([a, b], "2s3z", None)
     with pytest.raises(SystemExit, match="--algorithms: no COMPLETED 2s3z row for z"):
         finals_stats.read_finals([a], "2s3z", ["x", "z"])
+
+
+def test_a_missing_file_and_a_csv_of_another_kind_are_refused_in_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="no such file; give cells.csv files"):
+        finals_stats.read_finals([tmp_path / "nowhere.csv"], "2s3z", None)
+    other = tmp_path / "report.csv"
+    other.write_text("map,algorithm,final_mean\n2s3z,x,0.5\n")
+    with pytest.raises(SystemExit, match="no column final, seed, status; is it a cells.csv"):
+        finals_stats.read_finals([other], "2s3z", None)
