@@ -16,7 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-KEPT = ("run.json", "config.json", "info.json", "metrics.json", "resumed_from.json")
+from r3dm_epymarl.runs.loop import RESUMED_FROM  # the file a continued run writes: `report` stitches with it
+
+KEPT = ("run.json", "config.json", "info.json", "metrics.json", RESUMED_FROM)
 
 
 def sacred_runs(cell: Path) -> list[Path]:
