@@ -16,7 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from r3dm_epymarl.runs.loop import RESUMED_FROM  # the file a continued run writes: `report` stitches with it
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without install, as finals_stats.py
+
+from r3dm_epymarl.runs.loop import RESUMED_FROM  # noqa: E402  (a continued run writes it; report stitches with it)
 
 KEPT = ("run.json", "config.json", "info.json", "metrics.json", RESUMED_FROM)
 
