@@ -17,5 +17,23 @@ def preflight(config: dict, host_name: str | None = None, cwd: str | None = None
     if algo is not None:
         validate(config, algo.load_schema(config), where=f"--config={config.get('name', algo.name)}")
     check_host_keys(config, where=f"--config={config.get('name', '?')}")
+    check_exploration(config, where=f"--config={config.get('name', '?')}")
     check_scenario(config, host_name)
     return check_checkpoint_path(config, cwd)
+
+
+def check_exploration(config: dict, where: str) -> None:
+    """`epsilon_coin` is read by the plug-in's selector only: a wrong value, or a value with another
+    selector (which would ignore it), is refused in one line."""
+    from r3dm_epymarl.config import check_key
+    from r3dm_epymarl.controllers.exploration import KEYS, SELECTOR
+    from r3dm_epymarl.errors import ConfigError
+
+    if "epsilon_coin" not in config:
+        return
+    check_key("epsilon_coin", config["epsilon_coin"], KEYS["epsilon_coin"], where)
+    selector = config.get("action_selector")
+    if config["epsilon_coin"] != "per_agent" and selector != SELECTOR:
+        raise ConfigError(f"{where}: epsilon_coin={config['epsilon_coin']} is read by action_selector={SELECTOR} "
+                          f"only, but this config uses action_selector={selector}: set action_selector={SELECTOR} "
+                          "(or leave epsilon_coin=per_agent)")

@@ -37,6 +37,10 @@ COMPONENTS: dict[str, dict[str, str]] = {
     "envs": {
         "smax": "r3dm_epymarl.envs.smax:smax_fn",  # SMAX (jaxmarl): SMAC-style battles without StarCraft II
     },
+    "action_selectors": {
+        # the host's epsilon-greedy with a choice of exploration coin (`epsilon_coin`: per agent or joint)
+        "r3dm_epsilon_greedy": "r3dm_epymarl.controllers.exploration:EpsilonCoinSelector",
+    },
 }
 
 

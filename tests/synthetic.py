@@ -86,7 +86,7 @@ def fake_registry():
     from r3dm_epymarl.modules.mixers.attn_qmix import AttentionQMixer
 
     registries = {"agents": {"role_rnn": RoleRNNAgent, "cds_rnn": CDSRNNAgent},
-                  "action_selectors": {"epsilon_greedy": GreedySelector},
+                  "action_selectors": {"epsilon_greedy": GreedySelector, "r3dm_epsilon_greedy": GreedySelector},
                   "mixers": {"attn_qmix": AttentionQMixer, "qmix": SumMixer}}
     return registries.__getitem__
 

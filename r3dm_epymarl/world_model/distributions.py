@@ -32,6 +32,14 @@ def unimix_log_probs(logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
     return th.log_softmax(logits, dim=-1)
 
 
+def normalised_log_probs(logits: th.Tensor, unimix: float = 0.01) -> th.Tensor:
+    """logits [..., C] -> log unimix probs minus their logsumexp [..., C]: in value the log-probabilities
+    (their logsumexp is 0), in gradient what torch's Categorical(logits=log P) adds by normalising
+    (g - P sum(g)); the published straight-through mode passes its gradient through exactly this."""
+    log_probs = unimix_log_probs(logits, unimix)
+    return log_probs - log_probs.logsumexp(-1, keepdim=True)
+
+
 class _StraightThrough(th.autograd.Function):
     """Value of `onehot`, gradient of `probs`: the same as onehot + probs - probs.detach(), in one op."""
 

@@ -48,7 +48,7 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
         norm1 = [m.prior_head[1] for m in models]
         lin2 = [m.prior_head[3] for m in models]
         stack = lambda xs: th.stack(xs, 0)  # noqa: E731
-        W1, b1 = stack([m.weight.t() for m in lin1]), stack([m.bias for m in lin1]).unsqueeze(1)
+        W1 = stack([m.weight.t() for m in lin1])  # no bias: a LayerNorm follows
         g1, be1 = stack([m.weight for m in norm1]).unsqueeze(1), stack([m.bias for m in norm1]).unsqueeze(1)
         W2, b2 = stack([m.weight.t() for m in lin2]), stack([m.bias for m in lin2]).unsqueeze(1)
         other = stack([m._other_inputs(actions, r) for m, r in zip(models, roles_list)])  # [G, K, M, H]
@@ -58,8 +58,8 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
         priors = actions.new_empty((G, P, S * C))
         eps_in, eps_c, eps_1 = first.in_norm.eps, first.cell.norm.eps, norm1[0].eps
         h, s = stack(list(deter)), stack(list(stoch))
-        W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, b1, g1, be1, W2, b2, other, h, s, deters, stochs, priors = (
-            _in_autocast_dtype(actions.device.type, W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, b1, g1, be1, W2, b2,
+        W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, g1, be1, W2, b2, other, h, s, deters, stochs, priors = (
+            _in_autocast_dtype(actions.device.type, W_s, W_x, W_h, g_in, b_in, g_c, b_c, W1, g1, be1, W2, b2,
                                other, h, s, deters, stochs, priors))
         index = None
         start = 0
@@ -74,7 +74,7 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
             ru = th.sigmoid(n[..., :2 * D])
             cand = th.tanh(ru[..., :D] * n[..., 2 * D:])
             h = th.lerp(h, cand, ru[..., D:], out=deters[:, rows])
-            hidden = F.silu(_norm_affine(th.baddbmm(b1, h, W1), g1, be1, eps_1)[0])
+            hidden = F.silu(_norm_affine(th.bmm(h, W1), g1, be1, eps_1)[0])
             logits = th.baddbmm(b2, hidden, W2, out=priors[:, rows]).view(G, w, S, C)
             if sample:  # inverse-CDF sample of the unimix prior
                 noise = th.rand((G, drawn, S, 1), device=logits.device, dtype=logits.dtype)

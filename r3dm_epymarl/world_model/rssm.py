@@ -33,20 +33,65 @@ from torch.nn import functional as F
 
 from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.world_model.distributions import (
-    kl_losses, straight_through, straight_through_sample, symlog, unimix_probs,
+    kl_losses, normalised_log_probs, straight_through, straight_through_sample, symlog, unimix_probs,
 )
 from r3dm_epymarl.world_model.fused import loss_many, observe_many, previous
 
 
+# The published world models' LayerNorm epsilon (DreamerV3's; PyTorch's default is 1e-5). At a fresh
+# initial state some inputs have a variance of the same order, so the value changes sampled latents.
+NORM_EPS = 1e-3
+
+
+def norm(width: int) -> nn.LayerNorm:
+    return nn.LayerNorm(width, eps=NORM_EPS)
+
+
 def mlp(in_dim: int, hidden: int, layers: int = 2, out_dim: int | None = None) -> nn.Sequential:
-    """`layers` x [Linear, LayerNorm, SiLU] with `hidden` units, then an optional Linear to out_dim."""
+    """`layers` x [Linear (no bias: the LayerNorm after it has one), LayerNorm, SiLU] with `hidden` units,
+    then an optional Linear (with bias) to out_dim."""
     modules, dim = [], in_dim
     for _ in range(layers):
-        modules += [nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+        modules += [nn.Linear(dim, hidden, bias=False), norm(hidden), nn.SiLU()]
         dim = hidden
     if out_dim is not None:
         modules.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*modules)
+
+
+@th.no_grad()
+def trunc_normal_init(linears: list[nn.Linear], fan_in: int | None = None) -> None:
+    """DreamerV3's initialisation of a hidden Linear (published `tools.weight_init`): a normal of std
+    sqrt(1 / fan_avg) / 0.8796 truncated at 2 std (0.8796 is the std of a unit normal cut at 2), zero
+    bias. `linears` are the column blocks of ONE published Linear split by input (x W = x_1 W_1 + ...):
+    its fan-in is their summed in_features (or `fan_in`)."""
+    fan_in = sum(lin.in_features for lin in linears) if fan_in is None else fan_in
+    std = (2.0 / (fan_in + linears[0].out_features)) ** 0.5 / 0.87962566103423978
+    for lin in linears:
+        nn.init.trunc_normal_(lin.weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std)
+        if lin.bias is not None:
+            lin.bias.zero_()
+
+
+@th.no_grad()
+def uniform_init(linear: nn.Linear, scale: float = 1.0) -> None:
+    """DreamerV3's initialisation of an output head (published `tools.uniform_weight_init(scale)`):
+    uniform in +-sqrt(3 scale / fan_avg), zero bias."""
+    limit = (3.0 * scale / ((linear.in_features + linear.out_features) / 2.0)) ** 0.5
+    nn.init.uniform_(linear.weight, -limit, limit)
+    if linear.bias is not None:
+        linear.bias.zero_()
+
+
+def init_mlp(net: nn.Sequential, out_scale: float = 1.0) -> None:
+    """trunc_normal_init on each hidden Linear of an `mlp`, uniform_init on its output Linear
+    (LayerNorms keep weight 1, bias 0)."""
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    has_out = not isinstance(net[-1], nn.SiLU)
+    for lin in linears[:-1] if has_out else linears:
+        trunc_normal_init([lin])
+    if has_out:
+        uniform_init(linears[-1], out_scale)
 
 
 class LayerNormGRUCell(nn.Module):
@@ -55,7 +100,7 @@ class LayerNormGRUCell(nn.Module):
     def __init__(self, input_dim: int, deter: int, update_bias: float = -1.0):
         super().__init__()
         self.linear = nn.Linear(input_dim + deter, 3 * deter, bias=False)  # LayerNorm supplies the bias
-        self.norm = nn.LayerNorm(3 * deter)
+        self.norm = norm(3 * deter)
         self.update_bias = update_bias
 
     def forward(self, x: th.Tensor, h: th.Tensor) -> th.Tensor:
@@ -84,32 +129,51 @@ class RSSM(nn.Module):
 
         self.encoder = mlp(obs_dim, hidden)  # symlog(o) [.., O] -> embed [.., H]
         # Sequence-model input Linear([s, a, z]) split into its s part (in the loop) and a, z part (outside).
+        # As every Linear that feeds a LayerNorm here (published), neither part has a bias.
         self.in_stoch = nn.Linear(sc, hidden, bias=False)
-        self.in_other = nn.Linear(act_dim + role_dim, hidden)
-        self.in_norm = nn.LayerNorm(hidden)
+        self.in_other = nn.Linear(act_dim + role_dim, hidden, bias=False)
+        self.in_norm = norm(hidden)
         self.cell = LayerNormGRUCell(hidden, deter)
         self.h_init = nn.Parameter(th.zeros(deter))  # h_{-1} = tanh(h_init)
         self.prior_head = mlp(deter, hidden, layers=1, out_dim=sc)  # h [.., D] -> logits [.., SC]
         # Posterior MLP on [h, embed], first Linear split into its h part (in the loop) and embed part.
         self.post_deter = nn.Linear(deter, hidden, bias=False)
-        self.post_embed = nn.Linear(hidden, hidden)
-        self.post_norm = nn.LayerNorm(hidden)
+        self.post_embed = nn.Linear(hidden, hidden, bias=False)
+        self.post_norm = norm(hidden)
         self.post_out = nn.Linear(hidden, sc)
         self.decoder = mlp(deter + sc + role_dim, hidden, out_dim=obs_dim)  # [h, s, z] -> symlog o_hat
+        self.reset_parameters()
+
+    @th.no_grad()
+    def reset_parameters(self) -> None:
+        """The published (DreamerV3) initialisation: truncated normals for the hidden Linears, uniform
+        for the two latent heads and the decoder's output (scale 1), zero biases, LayerNorm (1, 0)."""
+        init_mlp(self.encoder)
+        trunc_normal_init([self.in_stoch, self.in_other])
+        trunc_normal_init([self.cell.linear])
+        init_mlp(self.prior_head)
+        trunc_normal_init([self.post_deter, self.post_embed])
+        uniform_init(self.post_out)
+        init_mlp(self.decoder)
+        for module in self.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.reset_parameters()
+        self.h_init.zero_()
 
     # --- pieces ---------------------------------------------------------------------------------
     def _latent(self, logits: th.Tensor, sample: bool) -> th.Tensor:
         """logits [.., SC] -> one-hot latent [.., SC]: a straight-through sample, or the mode.
 
-        The mode is the argmax of the logits (unimix keeps it); it carries the straight-through
-        gradient of the probabilities only when gradients are being recorded.
+        A sample carries the gradient of the unimix probabilities; the mode (the argmax of the logits,
+        which unimix keeps) that of the normalised unimix LOG-probabilities, as the published
+        `OneHotDist.mode` (one_hot + logits - logits.detach()), only when gradients are being recorded.
         """
         logits = logits.unflatten(-1, (self.stoch, self.classes))  # [.., S, C]
         if sample:
             return straight_through_sample(unimix_probs(logits, self.unimix)).flatten(-2)
         mode = th.zeros_like(logits).scatter_(-1, logits.max(-1, keepdim=True).indices, 1.0)  # first maximum
         if th.is_grad_enabled() and logits.requires_grad:
-            mode = straight_through(unimix_probs(logits, self.unimix), mode)
+            mode = straight_through(normalised_log_probs(logits, self.unimix), mode)
         return mode.flatten(-2)
 
     def initial(self, m: int) -> tuple[th.Tensor, th.Tensor]:
