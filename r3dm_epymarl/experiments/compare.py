@@ -70,11 +70,42 @@ class Cell:
         return f"{self.algorithm} {self.map} seed {self.seed}"
 
 
+def shared_exploration(args) -> tuple[dict[str, list[str]], list[str]]:
+    """The exploration coin every row of the grid uses: the user's `epsilon_coin` if given in --with,
+    else the role algorithms' published one (joint) when the grid has more than one algorithm.
+    Returns ({algorithm: its extra `with` updates}, lines to print). A config without the key (a host
+    one, e.g. qmix) keeps its host's per-agent coin, said in a line."""
+    import yaml
+
+    from r3dm_epymarl.paths import config_dir
+
+    given = next((u.split("=", 1)[1].strip("'\"") for u in args.updates if u.startswith("epsilon_coin=")), None)
+    if given is None and len(set(args.algorithms)) < 2:
+        return {}, []
+    coin = given or "joint"
+    updates, lines, without = {}, [], []
+    for name in dict.fromkeys(args.algorithms):
+        path = config_dir() / "algs" / f"{name}.yaml"
+        declared = path.is_file() and "epsilon_coin" in (yaml.safe_load(path.read_text()) or {})
+        if declared:
+            updates[name] = [] if given else [f"epsilon_coin={coin}"]
+        else:
+            without.append(name)
+    source = "as given" if given else "the published ACORM / R3DM exploration; set epsilon_coin=per_agent in --with to change it"
+    lines.append(f"compare: every row explores with epsilon_coin={coin} ({source})")
+    if without:
+        lines.append(f"compare: {', '.join(without)} {'is a host config' if len(without) == 1 else 'are host configs'}"
+                     f" without epsilon_coin: one coin per agent there (run r3dm_qmix for host QMIX with the"
+                     f" same exploration as the other rows)")
+    return updates, lines
+
+
 def make_cells(args) -> list[Cell]:
     from r3dm_epymarl.experiments.report import safe_name
 
     map_key = MAP_KEYS.get(args.env_config, "env_args.map_name")
     launcher = [*(["--host", args.host] if args.host else []), *(["--epymarl", args.epymarl] if args.epymarl else [])]
+    exploration, _ = shared_exploration(args)
     cells = []
     for map_name in args.maps:
         for algorithm in args.algorithms:
@@ -83,6 +114,7 @@ def make_cells(args) -> list[Cell]:
                 checkpoints = (["save_model=True", f"save_model_interval={args.checkpoint_interval}"]
                                if args.checkpoint_interval > 0 else [])
                 updates = [f"{map_key}={map_name}", f"seed={seed}", *checkpoints, *args.updates,
+                           *exploration.get(algorithm, []),
                            *([f"t_max={args.t_max}"] if args.t_max else []),
                            *([f"mongo_url={args.mongo}"] if args.mongo else [])]
                 cells.append(Cell(algorithm, map_name, seed, folder,
@@ -293,6 +325,8 @@ def main(args) -> int:
     if not args.no_report:  # and where its report goes, rather than after the cells trained
         check_writable(Path(args.out) / "report", "--out")
     cells = make_cells(args)
+    for line in shared_exploration(args)[1]:
+        print(line, flush=True)
     if args.dry_run:
         for cell in cells:
             print(f"cd {cell.folder} && python -m r3dm_epymarl {' '.join(cell.argv)}")

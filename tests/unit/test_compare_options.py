@@ -69,3 +69,26 @@ def test_good_options_still_give_the_cells(capsys, zoo_available, tmp_path):
     (command,) = capsys.readouterr().out.strip().splitlines()
     assert "--config=qmix --env-config=smax with env_args.map_name=3m seed=1" in command
     assert "save_model" not in command, "interval 0: no checkpoints"
+
+
+def test_a_grid_gives_every_row_the_same_exploration_coin_and_says_so(capsys, zoo_available, tmp_path):
+    """Issue #37 item 6: ACORM / R3DM explore with one coin per env (published), CDS and QMIX with one
+    per agent; a grid of them gets one coin for every row (joint unless --with sets it), printed."""
+    argv = ["compare", "--algorithms", "r3dm_qmix", "cds", "acorm", "--maps", "3m", "--seeds", "1", "--dry-run",
+            "--host", "pymarlzooplus", "--out", str(tmp_path / "grid")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("compare: every row explores with epsilon_coin=joint (the published")
+    cells = [line for line in out if "python -m r3dm_epymarl" in line]
+    assert len(cells) == 3 and all(line.count("epsilon_coin=joint") == 1 for line in cells)
+    assert main([*argv[:-2], "--out", str(tmp_path / "g2"), "--with", "epsilon_coin=per_agent"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("compare: every row explores with epsilon_coin=per_agent (as given)")
+    assert all(line.count("epsilon_coin=") == 1 and "epsilon_coin=per_agent" in line
+               for line in out if "python -m r3dm_epymarl" in line)
+    # a host config cannot take the key: said in one line
+    assert main([*argv[:2], "qmix", "acorm", *argv[4:]]) == 0
+    out = capsys.readouterr().out
+    assert "qmix is a host config without epsilon_coin: one coin per agent there" in out
+    qmix = [line for line in out.splitlines() if "--config=qmix " in line]
+    assert len(qmix) == 1 and "epsilon_coin" not in qmix[0]

@@ -88,19 +88,26 @@ def test_paper_prints_the_published_values_at_the_runs_budget_and_draws_the_curv
     monkeypatch.setattr(report_plots, "save", keep)
     text, files = report.build_report([str(runs_300k)], out=str(tmp_path / "out"), paper="builtin", reps=50)
     # the published 300k windows of 5m_vs_6m (group means; CDS: the mean of its 5 published seeds)
-    assert "5m_vs_6m: published at 300k, StarCraft II: R3DM 0.508, ACORM 0.420, CDS 0.260, QMIX 0.036" in text
+    assert "5m_vs_6m: published at 300k, StarCraft II: R3DM 0.508, ACORM 0.420, CDS on QPLEX 0.260, QMIX 0.036" in text
     assert "StarCraft II, not SMAX; linear between the published 20k-step window means" in text
     ax = drawn["curves_5m_vs_6m.png"]
     dashed = {line.get_label(): line for line in ax.get_lines() if line.get_linestyle() == "--"}
-    assert sorted(dashed) == ["acorm, StarCraft II (published, min-max band)",
-                              "cds, StarCraft II (published, mean of 5 seeds)",
-                              "qmix, StarCraft II (published, min-max band)",
-                              "r3dm, StarCraft II (published, min-max band)"]
-    r3dm = dashed["r3dm, StarCraft II (published, min-max band)"]
+    band = "StarCraft II (published, group curve; band: the export's min-max, not a spread over seeds)"
+    assert sorted(dashed) == ["CDS on QPLEX, StarCraft II (published, mean of 5 seeds)",
+                              f"acorm, {band}", f"qmix, {band}", f"r3dm, {band}"]
+    r3dm = dashed[f"r3dm, {band}"]
     assert max(r3dm.get_xdata()) == 300000 and list(r3dm.get_ydata())[-1] == pytest.approx(0.5078)
     assert list(r3dm.get_xdata())[:3] == [0, 20000, 40000]  # the published windows, on the runs' axis
     assert len(ax.collections) == 4 + 3  # the runs' CI bands, and the published min/max bands (not CDS's)
     assert "StarCraft II" in ax.get_title() and "not SMAX" in ax.get_title()
+
+
+def test_a_band_of_zero_width_is_not_drawn_or_called_a_band():
+    flat = report_paper.Curve([0, 20000], [0.1, 0.2], [0.1, 0.2], [0.1, 0.2], None)
+    wide = report_paper.Curve([0, 20000], [0.1, 0.2], [0.0, 0.1], [0.2, 0.3], None)
+    assert not flat.has_band and wide.has_band
+    assert flat.label("r3dm") == "r3dm, StarCraft II (published, group curve)"
+    assert "not a spread over seeds" in wide.label("acorm") and wide.label("cds").startswith("CDS on QPLEX,")
 
 
 def test_a_budget_past_the_published_curve_says_so():
