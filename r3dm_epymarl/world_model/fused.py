@@ -363,6 +363,8 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     cast = _in_autocast_dtype(device_type, *inputs, *weights)
     inputs, weights = cast[:len(inputs)], ScanWeights(*cast[len(inputs):])
     with th.autocast(device_type, enabled=False):
+        # Training samples (loss_many). With sample=False under gradient (tests only) the modes carry the
+        # probabilities' straight-through gradient, not the published mode's (RSSM._latent).
         if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
             deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg, packing)
         else:

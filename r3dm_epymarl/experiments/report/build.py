@@ -52,6 +52,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--per-seed", action="store_true", help="add each run's curve, thin, to efficiency.png")
     parser.add_argument("--export", nargs=2, metavar=("FORMAT", "FILE"),
                         help="also write the runs for another tool: marl-eval FILE.json (id-marl-eval's layout)")
+    parser.add_argument("--baseline", metavar="NAME",
+                        help="compare every algorithm with this one (default: R3DM, or the first algorithm, "
+                             "with every other): the difference with its CI, a test and the seeds a study needs")
+    parser.add_argument("--effect", type=float, metavar="DELTA",
+                        help="also say how many seeds detect a difference of DELTA in the primary score "
+                             "(default: 0.1 for a win rate)")
+    parser.add_argument("--json", metavar="FILE", help="write the differences and verdicts as JSON for scripts")
 
 
 @dataclass
@@ -229,7 +236,8 @@ def check_options(reps: int | None, export: tuple[str, str] | None) -> None:
 
 
 def rliable_report(runs: list[Run], metric: str, out, reps: int | None = None, seed: int = 0,
-                   per_seed: bool = False, export: tuple[str, str] | None = None) -> tuple[str, list, list]:
+                   per_seed: bool = False, export: tuple[str, str] | None = None,
+                   differences: list | None = None) -> tuple[str, list, list]:
     """rliable's estimates, with profiles.png, efficiency.png and improvement.csv written to `out`
     (and the `export` (format, file)); return the printed block, the Stats and the files written."""
     from r3dm_epymarl.experiments.report import marl_eval
@@ -242,7 +250,7 @@ def rliable_report(runs: list[Run], metric: str, out, reps: int | None = None, s
     out = Path(out)
     files = [out / "profiles.png", out / "improvement.csv"]
     plots.plot_profiles(stats, files[0])
-    rl.write_improvement_csv(stats, files[1])
+    rl.write_improvement_csv(stats, files[1], differences)
     if plots.plot_efficiency(stats, out / "efficiency.png", per_seed):
         files.append(out / "efficiency.png")
     if export:
@@ -255,7 +263,8 @@ def rliable_report(runs: list[Run], metric: str, out, reps: int | None = None, s
 def build_report(sources: list[str], mongo: str | None = None, metric: str = "auto",
                  threshold: float | None = None, status: str = "COMPLETED", out: str = "report",
                  paper: str | None = None, reps: int | None = None, seed: int = 0, per_seed: bool = False,
-                 export: tuple[str, str] | None = None) -> tuple[str, list[Path]]:
+                 export: tuple[str, str] | None = None, baseline: str | None = None, effect: float | None = None,
+                 json_path: str | None = None) -> tuple[str, list[Path]]:
     """Load, aggregate, estimate (rliable), write the CSVs, PNGs and any export; return the printed
     text and the files written. Bad options, paths and --paper CSVs fail first, in one line."""
     from r3dm_epymarl.errors import UserError
@@ -267,6 +276,8 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
 
     check_options(reps, export)
     check_writable(out, "--out")
+    if json_path:
+        check_writable(json_path, "--json", is_file=True)
     if export:
         check_writable(export[1], f"--export {export[0]}", is_file=True)
     for src in sources:
@@ -294,8 +305,21 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
         row.paper = published.get((row.map.lower(), row.algorithm.lower()))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    block, stats, rliable_files = rliable_report(kept, metric, out_dir, reps, seed, per_seed, export)
+    from r3dm_epymarl.experiments.report import power
+
+    metric_by_map = {r.map: r.metric for r in rows}
+    differences = power.all_differences(kept, metric_by_map, baseline, effect, reps or 2000, seed)
+    shown = power.primary(differences, metric_by_map, baseline)
+    no_baseline = [m for m in metric_by_map if baseline and baseline not in {r.algorithm for r in rows if r.map == m}]
+    finals = [d for d in differences if d.score == f"final {metric_by_map[d.map]}"]  # improvement.csv's
+    block, stats, rliable_files = rliable_report(kept, metric, out_dir, reps, seed, per_seed, export, finals)
     write_csv(rows, out_dir / "report.csv", stats)
+    if differences:  # two algorithms on a map, at least
+        power.write_csv(differences, out_dir / "differences.csv")
+        rliable_files.append(out_dir / "differences.csv")
+    if json_path:
+        power.write_json(shown, differences, json_path)
+        rliable_files.append(Path(json_path))
     cells = cell_rows(kept, {r.map: r.metric for r in rows})
     write_cells_csv(cells, out_dir / "cells.csv")
     diagnostics, diagnostic_files = diagnostics_report(kept, out_dir)
@@ -303,7 +327,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
              *rliable_files, *diagnostic_files]
     # the runs a chosen run resumed are in its curve: not "left out", whatever their status
     skipped = len(runs) - len(chosen) - len(continued_by(chosen, runs) - {r.source for r in chosen})
-    text = table(rows, show_paper=bool(paper))
+    text = power.block(shown, baseline, no_baseline) + "\n\n" + table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
     if paper:
@@ -340,7 +364,8 @@ def _budgets(runs: list[Run], rows: list[Row]) -> tuple[dict[str, float], dict[s
 
 def main(args) -> int:
     text, files = build_report(args.sources, args.mongo, args.metric, args.threshold, args.status, args.out,
-                               args.paper, args.reps, args.seed, args.per_seed, args.export)
+                               args.paper, args.reps, args.seed, args.per_seed, args.export, args.baseline,
+                               args.effect, args.json)
     print(text)
     print("\nwrote " + ", ".join(str(f) for f in files))
     return 0

@@ -331,15 +331,23 @@ def all_maps_csv_rows(stats: list[Stats], blanks: int) -> list[list]:
             for s in stats if s.group.name == ALL_MAPS for a in s.points]
 
 
-def write_improvement_csv(stats: list[Stats], path) -> None:
+def write_improvement_csv(stats: list[Stats], path, differences: list | None = None) -> None:
+    """P(x > y) with its CI per pair; with `differences` (report/power.py, one per (map, x, y): the first
+    given wins), also the difference of the per-seed finals, its CI, test and the seeds needed."""
     import csv
 
+    from r3dm_epymarl.experiments.report.power import IMPROVEMENT_COLUMNS, improvement_cells
+
+    by_pair = {}
+    for d in differences or []:
+        by_pair.setdefault((d.map, d.x, d.y), d)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["map", "x", "y", "p_x_better", "p_lo", "p_hi"])
+        writer.writerow(["map", "x", "y", "p_x_better", "p_lo", "p_hi", *IMPROVEMENT_COLUMNS])
         for s in stats:
             for (x, y), (p, low, high) in s.improvement.items():
-                writer.writerow([s.group.name, x, y, p, low, high])
+                writer.writerow([s.group.name, x, y, p, low, high,
+                                 *improvement_cells(by_pair.get((s.group.name, x, y)))])
 
 
 def estimate_all(runs: list[Run], metric: str, reps: int | None = None,
