@@ -6,7 +6,10 @@ different sessions when the earlier runs' Sacred folders are gone and only their
 
 The final of each cell is `report`'s (the test metric over the last 5% of the run's steps). The same rliable
 calls as `report` (`r3dm_epymarl.experiments.report.rliable.estimate`): IQM / mean / median / optimality
-gap and P(row > column), with stratified-bootstrap 95% CIs. No curves: a cells.csv holds none.
+gap and P(row > column), with stratified-bootstrap 95% CIs. No curves: a cells.csv holds none. Then
+`report`'s verdicts (`r3dm_epymarl.experiments.report.power`): the first algorithm (or every one against
+--baseline) minus each other, the difference of the per-seed finals with its CI, the test and the seeds
+a study would need.
 A (map, algorithm, seed) listed in more than one file is refused: say which file to take it from.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without install
 
+from r3dm_epymarl.experiments.report import power  # noqa: E402
 from r3dm_epymarl.experiments.report.rliable import Group, default_reps, estimate, render  # noqa: E402
 
 
@@ -59,6 +63,8 @@ def main(argv=None) -> None:
     p.add_argument("--metric", default="test_battle_won_mean", help="the metric named in the printed header")
     p.add_argument("--reps", type=int, help="bootstrap resamples (default: rliable's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--baseline", help="compare every algorithm with this one (default: the first with every other)")
+    p.add_argument("--effect", type=float, default=0.1, help="also the seeds that detect this difference (default 0.1)")
     opts = p.parse_args(argv)
     finals = read_finals(opts.cells, opts.map, opts.algorithms)
     order = opts.algorithms or sorted(finals)
@@ -71,6 +77,14 @@ def main(argv=None) -> None:
     for a in order:
         print(f"{a}: " + ", ".join(f"seed {s} {finals[a][s]:.3f}" for s in sorted(finals[a])))
     print(render([estimate(group, reps, opts.seed)], reps, opts.seed, []))
+    if opts.baseline and opts.baseline not in finals:
+        raise SystemExit(f"--baseline {opts.baseline}: no COMPLETED {opts.map} row for it in the files given")
+    pairs = ([(a, opts.baseline) for a in order if a != opts.baseline] if opts.baseline
+             else [(order[0], a) for a in order[1:]])
+    verdicts = [power.compare_scores(opts.map, f"final {opts.metric}", x, y, list(finals[x].values()),
+                                     list(finals[y].values()), opts.effect, opts.reps or 2000, opts.seed)
+                for x, y in pairs]
+    print("\n" + power.block(verdicts, opts.baseline, []))
 
 
 if __name__ == "__main__":

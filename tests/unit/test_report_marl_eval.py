@@ -41,6 +41,9 @@ def test_export_has_the_documented_layout(exported):
     assert sorted(data) == ["lbforaging", "smax"]  # env_name: the gymnasium id's package, else config `env`
     assert sorted(data["smax"]) == ["3m", "8m"] and list(data["lbforaging"]) == ["Foraging-8x8-3p-3f-v3"]
     assert "3m: marl-eval export keeps 3 run(s) per algorithm (r3dm drops 1)" in text  # marl-eval wants equal runs
+    # its "absolute_metrics" are the last 5% of training, not marl-eval's re-evaluated best policy: said
+    assert "absolute_metrics hold each run's final (the mean of its tests in the last 5% of steps), not " \
+           "marl-eval's absolute metric" in text
     for env, tasks in data.items():
         for task, algorithms in tasks.items():
             assert sorted(algorithms) == ["qmix", "r3dm"]

@@ -10,7 +10,9 @@ Values are raw: marl-eval normalises the metrics it is told to (metrics_to_norma
 marl-eval needs the same steps and number of runs for every algorithm, so each map's entries hold the
 steps all its runs share (the report's curves) and the seeds every algorithm has. A Sacred test metric
 is already a mean over test episodes: each list holds one value, and "absolute_metrics" holds the
-report's final (the last 5% of training). Both `win_rate` and `return` are written where every run
+report's final (the tests of the last 5% of training). That is NOT marl-eval's absolute metric (the
+best policy re-evaluated with 10x the test episodes after training): marl-eval's pipeline needs a step
+named "absolute...", so the key stays, and every export prints a line saying what it holds. Both `win_rate` and `return` are written where every run
 of the map logged them (marl-eval's pipeline looks for a normalised metric in every entry).
 """
 from __future__ import annotations
@@ -74,6 +76,9 @@ def marl_eval_layout(groups) -> tuple[dict, list[str]]:
 def export(fmt: str, path: str, groups) -> tuple[Path, list[str]]:
     """Write the per-map `groups` in format `fmt` (only marl-eval) to `path`; the file and notes."""
     layout, notes = marl_eval_layout(groups)
+    notes = [*notes, f"marl-eval export: its absolute_metrics hold each run's final (the mean of its tests in the last "
+                     f"5% of steps), not marl-eval's absolute metric (the best policy re-evaluated with 10x the test "
+                     f"episodes): label them so where you plot them"]
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(layout, indent=1))
