@@ -18,6 +18,7 @@ def preflight(config: dict, host_name: str | None = None, cwd: str | None = None
         validate(config, algo.load_schema(config), where=f"--config={config.get('name', algo.name)}")
     check_host_keys(config, where=f"--config={config.get('name', '?')}")
     check_exploration(config, where=f"--config={config.get('name', '?')}")
+    check_reward_setup(config, where=f"--config={config.get('name', '?')}")
     check_scenario(config, host_name)
     return check_checkpoint_path(config, cwd)
 
@@ -37,3 +38,24 @@ def check_exploration(config: dict, where: str) -> None:
         raise ConfigError(f"{where}: epsilon_coin={config['epsilon_coin']} is read by action_selector={SELECTOR} "
                           f"only, but this config uses action_selector={selector}: set action_selector={SELECTOR} "
                           "(or leave epsilon_coin=per_agent)")
+
+
+def check_reward_setup(config: dict, where: str) -> None:
+    """`common_reward=False` (one reward per agent: LBF, PettingZoo, VMAS) under a learner that mixes the
+    agents' Qs into one Q_tot: the buffer would hold [B, T, N] rewards and the TD target would broadcast
+    them against Q_tot [B, T, 1] (N copies of a wrong loss). EPyMARL refuses it for its own q_learner
+    with a mixer only; the plug-in's learners are refused here, on every entry path."""
+    from r3dm_epymarl.errors import ConfigError
+    from r3dm_epymarl.registry import COMPONENTS
+
+    if config.get("common_reward", True) is not False:
+        return
+    learner = config.get("learner")
+    if learner not in COMPONENTS["learners"]:
+        return
+    mixer = config.get("mixer")
+    if learner == "r3dm_q_learner" and mixer not in ("qmix", "vdn"):
+        return  # the host's q_learner without a mixer learns per-agent Qs, as upstream allows
+    raise ConfigError(f"{where}: common_reward=False gives one reward per agent, but {learner} (mixer {mixer}) "
+                      "trains one Q_tot on one team reward: set common_reward=True and choose how the agents' "
+                      "rewards are combined with reward_scalarisation=sum or mean")

@@ -53,6 +53,27 @@ def test_run_on_pymarlzooplus_refuses_before_the_host_starts(zoo_available, tmp_
     assert not (tmp_path / "results").exists()
 
 
+PLUGIN_ALGORITHMS = sorted(__import__("r3dm_epymarl.registry", fromlist=["ALGORITHMS"]).ALGORITHMS)
+
+
+@pytest.mark.parametrize("algorithm", PLUGIN_ALGORITHMS)
+@pytest.mark.parametrize("host", ["epymarl", "pymarlzooplus"])
+def test_individual_rewards_are_refused_for_every_learner_that_mixes(request, tmp_path, host, algorithm):
+    """LBF with one reward per agent (common_reward=False): every plug-in learner mixes into one Q_tot,
+    so the run is refused in one line naming common_reward=True and reward_scalarisation (issue #36)."""
+    pytest.importorskip("lbforaging")
+    if host == "epymarl" and not EPYMARL_PATH:
+        pytest.skip("EPYMARL_PATH is not set (an EPyMARL checkout)")
+    if host == "pymarlzooplus":
+        request.getfixturevalue("zoo_available")
+    where = ["--epymarl", EPYMARL_PATH] if host == "epymarl" else ["--host", host]
+    _one_line(cli("run", *where, "--base-dir", str(tmp_path), f"--config={algorithm}", "--env-config=gymma",
+                  "with", f"env_args.key={LBF_KEY}", "t_max=300", "common_reward=False"),
+              f"--config={algorithm}: common_reward=False gives one reward per agent",
+              "set common_reward=True", "reward_scalarisation=sum or mean")
+    assert not (tmp_path / "results").exists(), "no Sacred run, no models"
+
+
 def test_demo_and_compare_refuse_a_non_positive_budget(zoo_available, tmp_path):
     _one_line(cli("demo", "--t-max", "-1", "--base-dir", str(tmp_path)), "--t-max -1")
     _one_line(cli("compare", "--host", "pymarlzooplus", "--algorithms", "r3dm_qmix", "--maps", "3m", "--seeds", "1",
@@ -64,6 +85,7 @@ def test_demo_and_compare_refuse_a_non_positive_budget(zoo_available, tmp_path):
 @pytest.mark.parametrize("extra, fragment", [
     (["t_max=-5"], "'t_max' is -5; it must be >= 1"),
     (["checkpoint_path=/nonexistent/models"], "checkpoint_path /nonexistent/models: no such folder"),
+    (["common_reward=False"], "common_reward=False gives one reward per agent, but r3dm_q_learner (mixer qmix)"),
 ])
 def test_patched_main_refuses_with_one_line(tmp_path, extra, fragment):
     """`python src/main.py` in a patched checkout: the hooked loop's first statement refuses, before the

@@ -230,3 +230,16 @@ def test_the_hooked_loop_refuses_before_the_host_builds_anything(tmp_path):
     args = SimpleNamespace(**{**SMAX_3M, "checkpoint_path": str(tmp_path / "models" / "100"), "evaluate": True})
     hooks.select(args)
     assert (args.checkpoint_path, args.load_step) == (str(tmp_path / "models"), 100)
+
+
+def test_individual_rewards_are_refused_where_the_learner_mixes_only():
+    from r3dm_epymarl.preflight import check_reward_setup
+
+    for learner, mixer in (("acorm_learner", "attn_qmix"), ("r3dm_learner", "attn_qmix"), ("cds_learner", "qmix"),
+                           ("r3dm_q_learner", "qmix"), ("r3dm_q_learner", "vdn")):
+        with pytest.raises(ConfigError, match="set common_reward=True and choose how the agents' rewards are "
+                                              "combined with reward_scalarisation=sum or mean"):
+            check_reward_setup({"learner": learner, "mixer": mixer, "common_reward": False}, "run")
+        check_reward_setup({"learner": learner, "mixer": mixer, "common_reward": True}, "run")
+    check_reward_setup({"learner": "r3dm_q_learner", "mixer": None, "common_reward": False}, "run")  # IQL: fine
+    check_reward_setup({"learner": "q_learner", "mixer": "qmix", "common_reward": False}, "run")  # the host's own check
