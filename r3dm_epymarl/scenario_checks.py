@@ -61,9 +61,30 @@ def n_agents(config: dict, host_name: str | None = None) -> int | None:
     return None
 
 
+def episode_limit(config: dict) -> int | None:
+    """The most steps an episode of the run's env can take, where it is known without building the env:
+    SMAX's per-map limit or `env_args.time_limit` (SMAX, gymma)."""
+    env, env_args = config.get("env"), config.get("env_args") or {}
+    limit = env_args.get("time_limit")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    if env == "smax":
+        from r3dm_epymarl.envs.smax import EPISODE_LIMITS
+
+        return EPISODE_LIMITS.get(env_args.get("map_name"))
+    return None
+
+
 def check_scenario(config: dict, host_name: str | None = None) -> None:
     count = n_agents(config, host_name)
     clusters = config.get("role_clusters")
     if count is not None and isinstance(clusters, int) and clusters > count:
         raise ConfigError(f"config key 'role_clusters' is {clusters} but the env has only {count} agents; "
                           f"set role_clusters <= {count}")
+    horizon, limit = config.get("wm_horizon"), episode_limit(config)
+    uses_world_model = "world_model" in (config.get("intrinsic_terms") or [])
+    if uses_world_model and isinstance(horizon, int) and limit is not None and horizon > limit:
+        # Each start's imagination stops at its episode's end (K_t = min(k, steps left)): a k past the
+        # longest possible episode imagines nothing more, at the cost of every step it would have.
+        raise ConfigError(f"config key 'wm_horizon' is {horizon} but an episode of this env lasts at most "
+                          f"{limit} steps; set wm_horizon <= {limit}")

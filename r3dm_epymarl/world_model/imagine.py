@@ -88,3 +88,12 @@ def imagine_many(models, deter: list[th.Tensor], stoch: list[th.Tensor], actions
             deters, stochs, priors = (x.view((G, K, M) + x.shape[2:]) for x in (deters, stochs, priors))
         return [{"deter": d, "stoch": st, "prior": p.unflatten(-1, (S, C))}
                 for d, st, p in zip(deters.unbind(0), stochs.unbind(0), priors.unbind(0))]
+
+
+def skip_draws(models, steps: int, drawn: int, device: th.device) -> None:
+    """Draw (and drop) the uniforms `imagine_many` with sample=True would draw for `steps` more steps of
+    `drawn` starts: a caller that runs fewer steps than the padded call leaves the RNG where it would be."""
+    first = models[0]
+    dtype = _in_autocast_dtype(device.type, first.prior_head[0].weight.detach())[0].dtype
+    for _ in range(steps):
+        th.rand((len(models), drawn, first.stoch, 1), device=device, dtype=dtype)

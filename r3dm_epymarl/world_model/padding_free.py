@@ -17,7 +17,7 @@ from r3dm_epymarl.world_model.distributions import (
     one_hot_log_prob, straight_through_sample, symlog, unimix_probs,
 )
 from r3dm_epymarl.world_model.fused import observe_many
-from r3dm_epymarl.world_model.imagine import imagine_many
+from r3dm_epymarl.world_model.imagine import imagine_many, skip_draws
 from r3dm_epymarl.world_model.packing import Packing, to_device
 
 
@@ -32,14 +32,16 @@ def _starts(packing: Packing, k: int):
     """The imagination starts that take at least two steps, longest first.
 
     Returns (flat start indices t * M + s in the [T-1, M] grid, on the host, sorted by steps left
-    (descending, stable), widths: starts still imagining at steps j = 2..k)."""
+    (descending, stable), widths: starts still imagining at steps j = 2, 3, .. up to the last step any
+    start reaches, at most k)."""
     T, M = packing.T, packing.M
     with host_side("padding-free imagination: its starts, from the host's episode lengths"):
         t = th.arange(T - 1).unsqueeze(1)  # [T-1, 1]
         left = (packing.lengths_host.unsqueeze(0) - 1 - t).clamp(max=k)  # [T-1, M]: steps t+1.. that exist
         flat = th.nonzero(left.reshape(-1) >= 2).squeeze(1)  # CPU tensors: no device sync
         steps_left, order = left.reshape(-1)[flat].sort(descending=True, stable=True)
-        widths = tuple(int((steps_left >= j).sum()) for j in range(2, k + 1))
+        # non-increasing; steps no start reaches (k longer than every episode left) are not run at all
+        widths = tuple(w for w in (int((steps_left >= j).sum()) for j in range(2, k + 1)) if w > 0)
         return flat[order], widths
 
 
@@ -67,9 +69,10 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
         firsts.append((out["deter"][w0:], _latent(model, prior, sample, noise), prior))
     ims = [None] * len(models)
     pad = lambda x: th.cat([x, x.new_zeros((k * M,) + x.shape[1:])], 0)  # [(T + k) * M, ..]  # noqa: E731
+    widths = ()
     if k > 1:
         starts_host, widths = _starts(packing, k)
-        if widths and widths[0] > 0:
+        if widths:
             starts = to_device(starts_host, device)
             # the row of each start among the j = 1 rows
             with host_side("padding-free imagination: the first row of each start, on the host"):
@@ -84,6 +87,8 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             zs = [None if r is None else th.stack([at(r, j - 1) for j in range(2, k + 1)], 0) for r in roles_p]
             ims = imagine_many(models, [d[first_rows] for d, _, _ in firsts], [s[first_rows] for _, s, _ in firsts],
                                acts, zs, sample=sample, widths=widths, drawn=(T - 1) * M, draw_rows=starts)
+    if sample and k - 1 > len(widths):  # the padded call draws for all k - 1 steps, reached or not
+        skip_draws(models, k - 1 - len(widths), (T - 1) * M, device)
     results = []
     padded_obs = pad(flat_obs) if ims[0] is not None else None  # targets o_{t+j}, j >= 2
     for g, (model, (deter, stoch, prior), roles, im) in enumerate(zip(models, firsts, flat_roles, ims)):

@@ -62,11 +62,16 @@ def test_packed_filtering_draws_the_same_latents():
     assert th.allclose(packing.pack(dense["deter"]), packed["deter"], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("k, wm_action", [(1, "current"), (2, "current"), (1, "published")])
-def test_term_skipping_padding_matches_the_padded_term(k, wm_action):
-    """One batch, k = 1 and 2 (and k = 1 with the published action alignment): the same losses
-    (1e-6 relative), gradients, sampled latents and rewards."""
-    batch = make_batch(B=6, T=14, N=3, lengths=LENGTHS)
+@pytest.mark.parametrize("k, wm_action, lengths", [
+    (1, "current", LENGTHS), (2, "current", LENGTHS), (1, "published", LENGTHS),
+    # k as long as (or longer than) every episode: no start reaches step k (issue #41: it crashed)
+    (5, "current", [3, 2, 1, 3, 2, 1]), (10, "current", [3, 2, 1, 3, 2, 1]), (10, "current", [1] * 6),
+])
+def test_term_skipping_padding_matches_the_padded_term(k, wm_action, lengths):
+    """One batch, k = 1 and 2 (and k = 1 with the published action alignment), and horizons past every
+    episode's end: the same losses (1e-6 relative), gradients, sampled latents, rewards, and the RNG
+    left where the padded path leaves it."""
+    batch = make_batch(B=6, T=14, N=3, lengths=lengths)
     ctx = context(batch)
     results = {}
     for skip in (False, True):
@@ -78,8 +83,10 @@ def test_term_skipping_padding_matches_the_padded_term(k, wm_action):
         th.manual_seed(3)
         with th.no_grad():
             reward = term.reward(ctx)
-        results[skip] = (losses, grads, reward, dict(term.reward_parts))
-    (padded_losses, padded_grads, padded_reward, padded_parts), (losses, grads, reward, parts) = results[False], results[True]
+        results[skip] = (losses, grads, reward, dict(term.reward_parts), th.rand(4))
+    (padded_losses, padded_grads, padded_reward, padded_parts, padded_next), (losses, grads, reward, parts, after) = (
+        results[False], results[True])
+    assert th.equal(after, padded_next), "the RNG is left where the padded path leaves it"
     assert padded_losses.keys() == losses.keys()
     for name, value in losses.items():
         assert value == pytest.approx(padded_losses[name], rel=1e-6)

@@ -243,3 +243,14 @@ def test_individual_rewards_are_refused_where_the_learner_mixes_only():
         check_reward_setup({"learner": learner, "mixer": mixer, "common_reward": True}, "run")
     check_reward_setup({"learner": "r3dm_q_learner", "mixer": None, "common_reward": False}, "run")  # IQL: fine
     check_reward_setup({"learner": "q_learner", "mixer": "qmix", "common_reward": False}, "run")  # the host's own check
+
+
+def test_a_world_model_horizon_past_the_longest_episode_is_refused():
+    base = {**SMAX_3M, "intrinsic_terms": ["policy_kl", "world_model"]}
+    with pytest.raises(ConfigError, match="'wm_horizon' is 70 but an episode of this env lasts at most 60 steps; "
+                                          "set wm_horizon <= 60"):
+        check_scenario({**base, "wm_horizon": 70})
+    with pytest.raises(ConfigError, match="at most 25 steps"):
+        check_scenario({**base, "wm_horizon": 30, "env_args": {"map_name": "3m", "time_limit": 25}})
+    check_scenario({**base, "wm_horizon": 60})
+    check_scenario({**base, "wm_horizon": 70, "intrinsic_terms": ["policy_kl"]})  # no world model, no horizon
