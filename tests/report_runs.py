@@ -13,15 +13,17 @@ STEPS = list(range(0, T_MAX + 1, 100))  # 11 evaluations
 
 
 def write_run(root: Path, algorithm: str, map_name: str, seed: int, curves: dict, steps=STEPS, t_max=T_MAX,
-              status="COMPLETED") -> None:
-    """A Sacred FileStorage run folder (run.json, config.json, metrics.json); `curves`: metric -> values."""
-    folder = root / algorithm / map_name / str(seed)
+              status="COMPLETED", config: dict | None = None, folder_name: str | None = None) -> None:
+    """A Sacred FileStorage run folder (run.json, config.json, metrics.json); `curves`: metric -> values;
+    `config`: more config keys; `folder_name`: the run's folder (default: the seed)."""
+    folder = root / algorithm / map_name / (folder_name or str(seed))
     folder.mkdir(parents=True)
     lbf = report.RETURN in curves and report.WIN_RATE not in curves
     env_args = {"key": f"lbforaging:{map_name}"} if lbf else {"map_name": map_name}
     (folder / "run.json").write_text(json.dumps({"status": status}))
     (folder / "config.json").write_text(json.dumps({"name": algorithm, "seed": seed, "t_max": t_max,
-                                                    "env": "gymma" if lbf else "smax", "env_args": env_args}))
+                                                    "env": "gymma" if lbf else "smax", "env_args": env_args,
+                                                    **(config or {})}))
     (folder / "metrics.json").write_text(json.dumps(
         {m: {"steps": list(steps[: len(v)]), "values": list(v)} for m, v in curves.items()}))
 

@@ -100,6 +100,31 @@ def shared_exploration(args) -> tuple[dict[str, list[str]], list[str]]:
     return updates, lines
 
 
+def make_out(out: str) -> None:
+    """Create the grid's folder before any cell, or fail in one line: a place the permission check
+    passes but nothing can be created (e.g. /proc as root) would otherwise fail in every cell."""
+    from r3dm_epymarl.errors import UserError
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create it ({exc.strerror or exc}): give a folder you can write to") from None
+
+
+def deduplicate(args) -> list[str]:
+    """Drop repeated --algorithms, --maps and --seeds (each cell once: a repeated seed would train the
+    same cell twice and count it twice); one line per option that had repeats."""
+    lines = []
+    for option in ("algorithms", "maps", "seeds"):
+        values = getattr(args, option)
+        unique = list(dict.fromkeys(values))
+        if len(unique) < len(values):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            lines.append(f"compare: --{option} lists {', '.join(repeated)} more than once: each cell runs once")
+            setattr(args, option, unique)
+    return lines
+
+
 def make_cells(args) -> list[Cell]:
     from r3dm_epymarl.experiments.report import safe_name
 
@@ -324,9 +349,13 @@ def main(args) -> int:
     check_writable(args.out, "--out")  # a file where the grid's folder goes: one line, before any cell
     if not args.no_report:  # and where its report goes, rather than after the cells trained
         check_writable(Path(args.out) / "report", "--out")
+    for line in deduplicate(args):
+        print(line, flush=True)
     cells = make_cells(args)
     for line in shared_exploration(args)[1]:
         print(line, flush=True)
+    if not args.dry_run:
+        make_out(args.out)
     if args.dry_run:
         for cell in cells:
             print(f"cd {cell.folder} && python -m r3dm_epymarl {' '.join(cell.argv)}")

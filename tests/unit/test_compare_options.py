@@ -92,3 +92,27 @@ def test_a_grid_gives_every_row_the_same_exploration_coin_and_says_so(capsys, zo
     assert "qmix is a host config without epsilon_coin: one coin per agent there" in out
     qmix = [line for line in out.splitlines() if "--config=qmix " in line]
     assert len(qmix) == 1 and "epsilon_coin" not in qmix[0]
+
+
+def test_repeated_cells_run_once_with_one_line(capsys, zoo_available, tmp_path):
+    """Issue #41 item 7: `--seeds 1 1` (or anything given twice) trains each cell once."""
+    argv = ["compare", "--algorithms", "acorm", "acorm", "--maps", "3m", "3m", "--seeds", "1", "1", "2", "--dry-run",
+            "--host", "pymarlzooplus", "--out", str(tmp_path / "grid")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["compare: --algorithms lists acorm more than once: each cell runs once",
+                       "compare: --maps lists 3m more than once: each cell runs once",
+                       "compare: --seeds lists 1 more than once: each cell runs once"]
+    cells = [line for line in out if "python -m r3dm_epymarl" in line]
+    assert len(cells) == 2 and sum("seed=1 " in c for c in cells) == 1 and sum("seed=2 " in c for c in cells) == 1
+
+
+def test_an_out_folder_that_passes_the_permission_check_but_cannot_be_made_is_one_line(capsys, zoo_available):
+    """Issue #41 item 8: as root, /proc is 'writable' to os.access, yet nothing can be created in it."""
+    import os
+
+    if not os.access("/proc", os.W_OK):
+        pytest.skip("/proc is not writable to os.access here (not root): the permission check refuses it")
+    _refused(capsys, ["compare", "--algorithms", "r3dm_qmix", "--maps", "3m", "--seeds", "1", "--host",
+                      "pymarlzooplus", "--out", "/proc/r3dm-x", "--t-max", "100"],
+             "--out /proc/r3dm-x: cannot create it", "give a folder you can write to")

@@ -24,6 +24,7 @@ from pathlib import Path
 from r3dm_epymarl.experiments.report.metrics import (
     RETURN, WIN_RATE, area_under_curve, final_value, is_rate, mean_ci, mean_curve, pick_metric, safe_name, steps_to,
 )
+from r3dm_epymarl.experiments.report.rows import one_run_per_seed, split_settings
 from r3dm_epymarl.experiments.report.runs import Run, drop_continued, load_file_runs, load_mongo_runs
 
 HELP = "tables per map (with rliable's IQM, CIs, P(X > Y)), a CSV and PNGs from Sacred runs (folders or MongoDB)"
@@ -292,6 +293,8 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     statuses = None if status == "any" else {s.strip().upper() for s in status.split(",")}
     chosen = [r for r in runs if statuses is None or r.status in statuses]
     kept = drop_continued(chosen)
+    kept, row_notes = split_settings(kept)
+    kept, seed_notes = one_run_per_seed(kept)
     if not kept:
         where = ", ".join([*sources, *([mongo] if mongo else [])]) or "(nothing given)"
         raise UserError(f"no Sacred runs with status {status} in {where}: give the folders compare wrote "
@@ -330,6 +333,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     text = power.block(shown, baseline, no_baseline) + "\n\n" + table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
+    text += "".join("\n" + note for note in row_notes + seed_notes)
     if paper:
         lines = report_paper.budget_lines(*_budgets(kept, rows), curves)
         text += "".join("\n" + line for line in ["", *lines] if lines)

@@ -26,6 +26,7 @@ class Run:
     continues: str | None = None  # the folder of the run this one resumed (file storage only)
     wall_s: float | None = None  # start to stop (or last heartbeat), summed over the runs it continues
     segments: int = 1  # how many Sacred runs (this one and those it continues) made the curve
+    config: dict = field(default_factory=dict, repr=False)  # the run's config, dotted keys (rows.py reads it)
 
 
 def _map_of(config: dict) -> str:
@@ -37,10 +38,13 @@ def _map_of(config: dict) -> str:
 
 def _run_from(source: str, config: dict, status: str, series: dict, wall_s: float | None = None) -> Run:
     key = str((config.get("env_args") or {}).get("key") or "")
+    from r3dm_epymarl.config import flatten
+
     return Run(source=source, algorithm=str(config.get("name", "?")), map=_map_of(config),
                seed=int(config.get("seed", 0)), status=status,
                t_max=int(config["t_max"]) if config.get("t_max") else None, series=series,
-               env=key.split(":")[0] if ":" in key else str(config.get("env") or "unknown"), wall_s=wall_s)
+               env=key.split(":")[0] if ":" in key else str(config.get("env") or "unknown"), wall_s=wall_s,
+               config=flatten(config))
 
 
 def wall_seconds(entry: dict) -> float | None:
