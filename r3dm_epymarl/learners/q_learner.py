@@ -86,7 +86,7 @@ class HookedQLearner:
         # name -> float or 0-dim tensor: values stay on the device until a log step reads them all at once
         self.stats: dict[str, float | th.Tensor] = {}
         self._context = None  # (unrolled, UpdateContext) of the update in progress
-        self.divergence = DivergenceWatch()  # NaN / inf of the intrinsic terms, read at log steps
+        self.divergence = DivergenceWatch()  # NaN / inf of the losses, gradients and intrinsic terms, read at log steps
 
     # --- what subclasses extend -------------------------------------------------------------------
     def check_args(self, args):
@@ -157,6 +157,9 @@ class HookedQLearner:
             losses, out = self.losses(batch, t_env, unrolled)
             self._context = None  # nothing of this update is kept past it
         self.optimise(losses)
+        # the TD loss, auxiliary losses and gradient norms: NaN / inf marked on the device, read at log steps
+        self.divergence.watch({**{name: loss.detach() for name, loss in losses.items()},
+                               **{name: v for name, v in self.stats.items() if name.startswith("grad_norm_")}}, t_env)
         self.training_steps += 1
         self.after_update(out["unrolled"], out["mask"])
         self._update_targets()
@@ -305,7 +308,7 @@ class HookedQLearner:
             f", the previous one at t_env={since}" if since is not None else "")
         raise for_sacred(TrainingDiverged(
             f"'{name}' became NaN or inf at t_env={first} ({checked}); the run stopped (metrics so far are "
-            "saved). Lower intrinsic_alpha, wm_lr or lr, or check the environment's observations"))
+            "saved). Lower lr (or intrinsic_alpha, wm_lr), or check the environment's observations"))
 
     def _flush_stats(self, t_env: int) -> None:
         """Log every stat as a float: the tensors among them in one host read per dtype and device."""

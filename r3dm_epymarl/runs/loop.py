@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from r3dm_epymarl.runs import checkpoints, resume_checks, state
+from r3dm_epymarl.runs.divergence import LoggedStatsWatch, check_parameters
 from r3dm_epymarl.runs.interrupt import STOP, print_uncaught_as_one_line
 from r3dm_epymarl.runs.progress import Progress
 
@@ -173,6 +174,7 @@ class RunHooks:
         self.changes: dict = {}  # training keys set otherwise than in the selected checkpoint
         self.progress: Progress | None = None
         self._waited = False  # WAIT_AT_T waits once
+        self.diverged = LoggedStatsWatch()  # NaN / inf among the learner's logged statistics
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
@@ -184,6 +186,7 @@ class RunHooks:
         STOP.stop_if_asked()  # a signal while the host started: before it builds anything
         target = _preflight(args, self.host_name)
         self.counters, self.resumed_from, self.selected, self.changes = None, None, None, {}
+        self.diverged = LoggedStatsWatch()
         self.progress = Progress.for_run(args)
         if target is not None and target.load_step is not None:
             # checkpoint_path named one <t_env>/ folder: the hosts want the folder of them, and the step.
@@ -268,6 +271,7 @@ class RunHooks:
     # --- the end of every loop iteration -----------------------------------------------------------
     def end_of_iteration(self, ns: dict) -> None:
         runner, args = ns["runner"], ns["args"]
+        self.diverged.check(ns["logger"])  # what the learner logged this iteration (floats: no device read)
         if self.progress:
             self.progress.update(runner.t_env, ns["logger"])
         saved_now = args.save_model and ns["model_save_time"] == runner.t_env and "save_path" in ns
@@ -350,6 +354,9 @@ class RunHooks:
         runner, args = ns["runner"], ns["args"]
         if STOP.signum is not None:  # a signal after the last iteration's end: training is done, stop here
             self._stop(ns)
+        # a divergence after the learner's last log step: FAILED, not COMPLETED with NaN networks
+        self.diverged.check(ns["logger"])
+        check_parameters(ns["learner"], runner.t_env)
         if os.environ.get(TEST_AT_END) == "1" and ns["last_test_T"] < runner.t_env:
             # The host tests every test_interval steps, so its last test is up to one interval before
             # the end; this one measures the policy training ended with (it trains nothing).

@@ -62,3 +62,23 @@ def test_a_repeated_seed_counts_once_and_says_which_runs_it_left_out(tmp_path):
     lines = [line for line in text.splitlines() if "seed 1: 2 runs, counted once" in line]
     assert len(lines) == 1 and lines[0].startswith("report: 3m qmix seed 1: 2 runs, counted once (kept ")
     assert lines[0].endswith("/qmix/3m/b)") and "/qmix/3m/a;" in lines[0]
+
+
+def test_a_diverged_run_is_never_a_seed_and_is_named(tmp_path):
+    """Issue #41 item 3: a run that ended in TrainingDiverged is left out even with --status any."""
+    import json
+
+    root = tmp_path / "runs"
+    write_run(root, "acorm", "3m", 1, {report.WIN_RATE: flat(0.5)})
+    write_run(root, "acorm", "3m", 2, {report.WIN_RATE: flat(0.0)}, status="FAILED")
+    run_json = root / "acorm" / "3m" / "2" / "run.json"
+    run_json.write_text(json.dumps({"status": "FAILED", "fail_trace": [
+        "r3dm_epymarl.errors.TrainingDiverged: 'loss_td' became NaN or inf at t_env=187"]}))
+    write_run(root, "acorm", "3m", 3, {report.WIN_RATE: flat(0.7)}, status="FAILED")  # failed otherwise
+    text, _ = _build(root, tmp_path, status="any")
+    assert seeds_of(text, "acorm") == 2  # seeds 1 and 3
+    assert "(1 run(s) that diverged (NaN or inf) left out: acorm 3m seed 2)" in text
+    text, _ = _build(root, tmp_path)
+    assert seeds_of(text, "acorm") == 1
+    assert "(1 run(s) with another status left out; --status any includes them)" in text
+    assert "(1 run(s) that diverged (NaN or inf) left out: acorm 3m seed 2)" in text

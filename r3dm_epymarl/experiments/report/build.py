@@ -291,7 +291,8 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     if mongo:
         runs += load_mongo_runs(mongo)
     statuses = None if status == "any" else {s.strip().upper() for s in status.split(",")}
-    chosen = [r for r in runs if statuses is None or r.status in statuses]
+    diverged = [r for r in runs if r.diverged]  # NaN or inf: never a seed, whatever --status asks
+    chosen = [r for r in runs if (statuses is None or r.status in statuses) and not r.diverged]
     kept = drop_continued(chosen)
     kept, row_notes = split_settings(kept)
     kept, seed_notes = one_run_per_seed(kept)
@@ -329,10 +330,14 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     files = [out_dir / "report.csv", out_dir / "cells.csv", *plot_curves(kept, rows, out_dir, curves),
              *rliable_files, *diagnostic_files]
     # the runs a chosen run resumed are in its curve: not "left out", whatever their status
-    skipped = len(runs) - len(chosen) - len(continued_by(chosen, runs) - {r.source for r in chosen})
+    skipped = (len(runs) - len(chosen) - len(diverged)
+               - len(continued_by(chosen, runs) - {r.source for r in chosen} - {r.source for r in diverged}))
     text = power.block(shown, baseline, no_baseline) + "\n\n" + table(rows, show_paper=bool(paper))
     if skipped:
         text += f"\n({skipped} run(s) with another status left out; --status any includes them)"
+    if diverged:
+        text += (f"\n({len(diverged)} run(s) that diverged (NaN or inf) left out: "
+                 + ", ".join(f"{r.algorithm} {r.map} seed {r.seed}" for r in diverged) + ")")
     text += "".join("\n" + note for note in row_notes + seed_notes)
     if paper:
         lines = report_paper.budget_lines(*_budgets(kept, rows), curves)

@@ -27,6 +27,7 @@ class Run:
     wall_s: float | None = None  # start to stop (or last heartbeat), summed over the runs it continues
     segments: int = 1  # how many Sacred runs (this one and those it continues) made the curve
     config: dict = field(default_factory=dict, repr=False)  # the run's config, dotted keys (rows.py reads it)
+    diverged: bool = False  # it ended in TrainingDiverged (NaN or inf): never a seed
 
 
 def _map_of(config: dict) -> str:
@@ -90,8 +91,15 @@ def load_file_runs(root: Path) -> list[Run]:
             continue
         run = _run_from(str(folder.resolve()), config, status, series, wall_s)
         run.continues, run.segments = (str(previous.resolve()) if previous else None), segments
+        run.diverged = _diverged(entry)
         runs.append(run)
     return runs
+
+
+def _diverged(entry: dict) -> bool:
+    """A Sacred run that failed with TrainingDiverged (its fail_trace names it)."""
+    trace = entry.get("fail_trace") or []
+    return any("TrainingDiverged" in str(line) for line in (trace if isinstance(trace, list) else [trace]))
 
 
 def drop_continued(runs: list[Run]) -> list[Run]:
@@ -183,15 +191,18 @@ def load_mongo_runs(url: str) -> list[Run]:
                         "or report from the file storage folders instead") from exc
     db = client[parse_uri(url).get("database") or "sacred"]
     runs = []
-    for entry in db.runs.find({}, {"config": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1}):
+    for entry in db.runs.find({}, {"config": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
+                                   "fail_trace": 1}):
         try:
             series = checked_series({m["name"]: (m["steps"], m["values"])
                                      for m in db.metrics.find({"run_id": entry["_id"]})}, "metrics")
         except (KeyError, TypeError, ValueError) as exc:
             print(f"report: skipping mongo run {entry['_id']}: unreadable ({type(exc).__name__}: {exc})")
             continue
-        runs.append(_run_from(f"mongo:{entry['_id']}", _unflatten(entry.get("config", {})),
-                              entry.get("status", "?"), series, wall_seconds(entry)))
+        run = _run_from(f"mongo:{entry['_id']}", _unflatten(entry.get("config", {})), entry.get("status", "?"),
+                        series, wall_seconds(entry))
+        run.diverged = _diverged(entry)
+        runs.append(run)
     client.close()
     return runs
 
