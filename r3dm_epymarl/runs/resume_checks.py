@@ -89,6 +89,7 @@ def check_checkpoint_path(config: dict, cwd: str | None = None) -> ResumeTarget 
         # The plug-in's hooks load the best-placed intact one of these (runs/loop.py); they are one run's.
         folder, manifest = manifests[0]
         _check_same_run(config, manifest, folder, map_name(config))
+        _check_no_newer(config, models, int(folder.name), path)
         return ResumeTarget(models, load_step, manifest)
     # Saved without the plug-in's hooks: the host loads the best-placed folder as it is.
     folder = folders[0]
@@ -100,6 +101,29 @@ def check_checkpoint_path(config: dict, cwd: str | None = None) -> ResumeTarget 
             raise UserError(f"checkpoint_path {path}: {file} is not a saved torch model (damaged, or not a "
                             f"checkpoint); give {EXPECTED}")
     return ResumeTarget(models, load_step, None)
+
+
+def _check_no_newer(config: dict, models: Path, step: int, path: str) -> None:
+    """A resumed run saves its checkpoints beside the one it resumed (runs/loop.py `save_path`): resuming
+    an older step with save_model=True would overwrite the same run's newer intact checkpoints."""
+    from r3dm_epymarl.runs.checkpoints import read_manifest
+
+    if not config.get("save_model") or config.get("evaluate") or config.get("save_replay"):
+        return
+    newer = []
+    for folder in step_folders(models):
+        if int(folder.name) <= step:
+            break
+        try:
+            read_manifest(folder)
+        except ValueError:  # half-written or corrupt: nothing to keep (the resume would skip it too)
+            continue
+        newer.append(folder.name)
+    if newer:
+        raise UserError(f"checkpoint_path {path}: resuming from step {step} with save_model=True would overwrite "
+                        f"this run's newer checkpoint(s) {', '.join(sorted(newer, key=int))} in {models}: resume "
+                        f"from the newest (drop load_step), copy {models / str(step)} into a folder of its own and "
+                        "give that, or set save_model=False")
 
 
 def _check_same_run(config: dict, manifest: dict, folder: Path, map_: str | None) -> None:

@@ -254,3 +254,26 @@ def test_a_world_model_horizon_past_the_longest_episode_is_refused():
         check_scenario({**base, "wm_horizon": 30, "env_args": {"map_name": "3m", "time_limit": 25}})
     check_scenario({**base, "wm_horizon": 60})
     check_scenario({**base, "wm_horizon": 70, "intrinsic_terms": ["policy_kl"]})  # no world model, no horizon
+
+
+def test_resuming_an_older_step_never_overwrites_the_runs_newer_checkpoints(tmp_path):
+    """Issue #41 item 5: a resumed run saves beside the checkpoint it resumed; with save_model=True an
+    older step would overwrite the newer intact ones: refused in one line naming them."""
+    from r3dm_epymarl.runs.checkpoints import write_manifest
+
+    models = tmp_path / "models"
+    for step in (1524, 2004, 2500):
+        folder = models / str(step)
+        folder.mkdir(parents=True)
+        (folder / "agent.th").write_bytes(b"\x80\x02placeholder")
+        write_manifest(folder, {"t_env": step, "algorithm": "acorm", "map": "3m", "config": {}})
+    (models / "2500" / "agent.th").write_bytes(b"\x80\x02changed")  # corrupt: not counted, not kept
+    saving = {**SMAX_3M, "checkpoint_path": str(models / "1524"), "save_model": True}
+    with pytest.raises(UserError, match=r"resuming from step 1524 with save_model=True would overwrite this run's "
+                                        r"newer checkpoint\(s\) 2004 in .*models: resume from the newest"):
+        check_checkpoint_path(saving)
+    with pytest.raises(UserError, match="newer checkpoint"):
+        check_checkpoint_path({**saving, "checkpoint_path": str(models), "load_step": 1500})
+    check_checkpoint_path({**saving, "save_model": False})  # nothing is written: fine
+    check_checkpoint_path({**saving, "checkpoint_path": str(models / "2004")})  # the newest intact one
+    check_checkpoint_path({**saving, "checkpoint_path": str(models)})  # the newest (the host's rule)
