@@ -24,7 +24,7 @@ HOST_KEYS: dict[str, Key] = {
     "runner_log_interval": Key(float, "env steps between runner stats", minimum=0),
     "learner_log_interval": Key(float, "env steps between learner stats", minimum=0),
     "save_model": Key(bool, "save checkpoints"),
-    "save_model_interval": Key(float, "env steps between checkpoints", minimum=0),
+    "save_model_interval": Key(float, "env steps between checkpoints (0 would save one every episode)", minimum=1),
     "checkpoint_path": Key(str, "a folder of <t_env>/ checkpoints to resume or evaluate from ('' = none)"),
     "load_step": Key(float, "the checkpoint step to load (0 = the newest)", minimum=0),
     "evaluate": Key(bool, "test the loaded checkpoint only, no training"),

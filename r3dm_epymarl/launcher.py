@@ -99,6 +99,30 @@ def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
     return _merge(config, config_updates)
 
 
+def check_known_keys(host, argv: list[str], found: dict[str, Path]) -> None:
+    """A `with` key that no config of the run declares: Sacred would end in ConfigAddedError after printing
+    its config; here it is one line naming the key and the nearest known one."""
+    import difflib
+
+    from sacred.arg_parser import get_config_updates
+
+    known = _load(host.config_dir / "default.yaml")
+    _merge(known, _load(found["--env-config"]))
+    _merge(known, _load(found["--config"]))
+    updates = argv[argv.index("with") + 1:] if "with" in argv else []
+    config_updates, _ = get_config_updates([u for u in updates if "=" in u])
+    for key in config_updates:
+        if key in known or key in LAUNCHER_KEYS:
+            continue
+        near = difflib.get_close_matches(key, list(known), n=1)
+        raise UserError(f"unknown config key '{key}': neither {found['--config'].stem}'s config nor the env's "
+                        f"or the host's defaults declare it" + (f"; did you mean '{near[0]}'?" if near else ""))
+
+
+# Keys the hosts read without declaring them in their YAMLs (Sacred accepts them on the command line).
+LAUNCHER_KEYS = frozenset({"seed"})
+
+
 def check_updates(argv: list[str]) -> None:
     """Every `with` update is key=value: the hosts define no named configs, so Sacred would report a
     bare word (`with lr`) as "Named config not found"."""
@@ -136,6 +160,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         print(note, file=sys.stderr)
     # EPyMARL runs in base_dir (a relative checkpoint_path is read from there), PyMARLzoo+ here.
     preflight(config, host.name, cwd=base_dir if base_dir and host.name == EPYMARL else None)
+    check_known_keys(host, host_argv, found)  # after preflight: a key it explains (common_reward) says why
     register(host)
     install_host_loop(host)  # exact resume, interrupts and the progress line
     # After every config check (bad input fails before waiting on a server), before the host starts.

@@ -34,6 +34,8 @@ def _one_line(proc, *fragments: str) -> str:
     (["role_clusters=5"], ["'role_clusters' is 5 but the env has only 3 agents"]),
     (["lr"], ["`with lr`: updates after `with` are key=value"]),
     (["mongo_url=htp:/not-a-url"], ["mongo_url htp:/not-a-url is malformed"]),
+    (["foo_bar_baz=1"], ["unknown config key 'foo_bar_baz'"]),  # Sacred's ConfigAddedError after its dump before
+    (["lrr=0.001"], ["unknown config key 'lrr'", "did you mean 'lr'?"]),
 ])
 @pytest.mark.skipif(not EPYMARL_PATH, reason="EPYMARL_PATH is not set (an EPyMARL checkout)")
 def test_run_on_epymarl_refuses_before_the_host_starts(tmp_path, extra, fragments):
@@ -45,6 +47,7 @@ def test_run_on_epymarl_refuses_before_the_host_starts(tmp_path, extra, fragment
 @pytest.mark.parametrize("extra, fragments", [
     (["batch_size=abc"], ["--config=r3dm_qmix: config key 'batch_size' must be a int, got 'abc'"]),
     (["env_args.key=lbforaging:Foraging-9x9-nope-v3"], ["gymnasium has no such env"]),
+    (["foo_bar_baz=1"], ["unknown config key 'foo_bar_baz'"]),
 ])
 def test_run_on_pymarlzooplus_refuses_before_the_host_starts(zoo_available, tmp_path, extra, fragments):
     pytest.importorskip("lbforaging")

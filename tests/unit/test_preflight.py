@@ -28,6 +28,7 @@ SMAX_3M = {"name": "acorm", "env": "smax", "env_args": {"map_name": "3m"}, "role
     ("t_max", 0, "'t_max' is 0; it must be >= 1"),
     ("t_max", "abc", "'t_max' must be a number, got 'abc'"),
     ("batch_size", 0, "'batch_size' is 0; it must be >= 1"),
+    ("save_model_interval", 0, "'save_model_interval' is 0; it must be >= 1"),  # a checkpoint every episode
     ("batch_size", "abc", "'batch_size' must be a int, got 'abc'"),
     ("batch_size", 64, "'batch_size' is 64 but buffer_size is 32"),
     ("buffer_size", 0, "'buffer_size' is 0; it must be >= 1"),
