@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 MONGO_ENV = "MONGO_URL"
@@ -60,7 +61,10 @@ def mongo_observer(url: str, timeout_ms: int = PING_TIMEOUT_MS):
         return None
     from sacred.observers.file_storage import DEFAULT_FILE_STORAGE_PRIORITY
 
-    return _plugin_mongo_observer_class()(client=client, db_name=db_name,
+    # failure_dir: where Sacred dumps the run entry if the server dies mid-run (without one, its exit
+    # handler raises a traceback instead)
+    failure_dir = os.path.join(tempfile.gettempdir(), "r3dm-epymarl-mongo-failed")
+    return _plugin_mongo_observer_class()(client=client, db_name=db_name, failure_dir=failure_dir,
                                           priority=DEFAULT_FILE_STORAGE_PRIORITY - 10)
 
 
@@ -198,4 +202,6 @@ def _add_final_checkpoint(_run, _config):
     latest = max(candidates, key=lambda d: (int(d.name), d.stat().st_mtime))
     for f in sorted(latest.iterdir()):
         if f.is_file():
-            _run.add_artifact(str(f), name=f"model_{latest.name}/{f.name}")
+            # No "/" in the name: the file observer stores an artifact at <run>/<name>, and a name with a
+            # folder fails there, after which Sacred drops that observer (no more heartbeats or output).
+            _run.add_artifact(str(f), name=f"model_{latest.name}_{f.name}")

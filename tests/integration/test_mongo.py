@@ -1,4 +1,6 @@
 """MongoDB logging through a real host run, against a real MongoDB wire-protocol server over a socket."""
+import json
+
 import pytest
 
 from r3dm_epymarl.experiments import report
@@ -36,11 +38,16 @@ def test_runs_metrics_and_artifacts_land_in_mongo(zoo_available, db, tmp_path):
 
     # Artifacts: the final checkpoint, byte for byte, in GridFS.
     names = {a["name"] for a in run["artifacts"]}
-    assert any(n.endswith("/learner.th") for n in names), names
+    assert any(n.endswith("_learner.th") for n in names) and not any("/" in n for n in names), names
     fs = gridfs.GridFS(database)
-    artifact = next(a for a in run["artifacts"] if a["name"].endswith("/learner.th"))
-    t = artifact["name"].split("/")[0].removeprefix("model_")
+    artifact = next(a for a in run["artifacts"] if a["name"].endswith("_learner.th"))
+    t = artifact["name"].removeprefix("model_").split("_")[0]
     assert fs.get(artifact["file_id"]).read() == (run_dir / "models" / t / "learner.th").read_bytes()
+    # The file observer stored the same artifacts (a name with "/" failed there, and Sacred then dropped
+    # that observer: its run.json stayed RUNNING and cout.txt lost its end).
+    file_run = json.loads((run_dir / "run.json").read_text())
+    assert file_run["status"] == "COMPLETED" and artifact["name"] in file_run["artifacts"]
+    assert (run_dir / artifact["name"]).read_bytes() == (run_dir / "models" / t / "learner.th").read_bytes()
 
 
 def test_two_result_folders_share_one_database(zoo_available, db, tmp_path):
