@@ -183,6 +183,33 @@ def with_resume(cell: Cell, report=print) -> list[str]:
     return [*cell.argv, f"checkpoint_path={models}", f"load_step={t_env}"]
 
 
+RAY_CONNECT_SECONDS = 10.0
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_SECONDS) -> None:
+    """An existing cluster's address must answer: Ray itself retries a dead one for minutes, printing
+    its retries, and ignores SIGTERM meanwhile. One TCP connect with a bounded wait, one line if it fails.
+    ("auto" and "local" are Ray's own lookups: left to Ray.)"""
+    import socket
+
+    from r3dm_epymarl.errors import UserError
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserError(f"--ray-address {address}: give HOST:PORT of the cluster's head (e.g. 10.0.0.1:6379, or "
+                        "ray://10.0.0.1:10001 for Ray Client), or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UserError(f"--ray-address {address}: nothing answers there within {timeout:g} s "
+                        f"({exc.strerror or type(exc).__name__}); start the cluster (ray start --head) or fix the "
+                        "address") from None
+
+
 def check_names(args) -> None:
     """Unknown algorithm or env config names, and options that would be ignored, fail here, before any
     cell starts."""
@@ -190,6 +217,8 @@ def check_names(args) -> None:
     from r3dm_epymarl.hosts import get_host
     from r3dm_epymarl.launcher import available, check_env_host, find_config
 
+    if args.backend == "ray" and args.ray_address:
+        check_ray_address(args.ray_address)
     if args.ray_address and args.backend != "ray":
         raise UserError(f"--ray-address {args.ray_address} is for --backend ray (the {args.backend} backend runs "
                         "every cell on this machine): add --backend ray, or drop --ray-address")

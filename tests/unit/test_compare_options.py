@@ -24,6 +24,10 @@ def _refused(capsys, argv, *fragments) -> str:
     (["--ray-address", "10.0.0.1:6379"], ["--ray-address 10.0.0.1:6379 is for --backend ray", "add --backend ray"]),
     (["--backend", "local", "--ray-address", "auto"], ["--ray-address auto is for --backend ray", "local backend"]),
     (["--checkpoint-interval", "-100"], ["--checkpoint-interval -100", "or 0 for none"]),
+    # a dead cluster address: Ray retried it for minutes and ignored SIGTERM (issue #41 item 2)
+    (["--backend", "ray", "--ray-address", "127.0.0.1:1"], ["--ray-address 127.0.0.1:1: nothing answers there",
+                                                           "start the cluster"]),
+    (["--backend", "ray", "--ray-address", "headnode"], ["--ray-address headnode: give HOST:PORT"]),
 ])
 def test_options_that_would_be_ignored_or_misread_are_refused(options, fragments, capsys, zoo_available, tmp_path):
     _refused(capsys, [*GRID, "--host", "pymarlzooplus", "--out", str(tmp_path / "grid"), *options], *fragments)
