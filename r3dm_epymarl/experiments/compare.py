@@ -70,31 +70,65 @@ class Cell:
         return f"{self.algorithm} {self.map} seed {self.seed}"
 
 
-def shared_exploration(args) -> tuple[dict[str, list[str]], list[str]]:
-    """The exploration coin every row of the grid uses: the user's `epsilon_coin` if given in --with,
-    else the role algorithms' published one (joint) when the grid has more than one algorithm.
-    Returns ({algorithm: its extra `with` updates}, lines to print). A config without the key (a host
-    one, e.g. qmix) keeps its host's per-agent coin, said in a line."""
+# What every row of a grid of two or more algorithms shares, unless --with sets it (then as given) or a
+# published per-map preset of that algorithm does (then the preset's, for that row): reward handling
+# and exploration. The values are the role algorithms' published ones (ACORM / R3DM: no reward
+# standardisation, which their learners refuse; epsilon 1 -> 0.02 over 80k steps, one coin per env).
+# Budget, test episodes and interval, buffer, batch and runner come from --t-max / --with for every
+# cell, and are the same in every shipped YAML otherwise.
+SHARED_PROTOCOL = {"standardise_rewards": False, "epsilon_start": 1.0, "epsilon_finish": 0.02,
+                   "epsilon_anneal_time": 80000, "epsilon_coin": "joint"}
+
+
+def _declared(algorithm: str, key: str) -> bool:
+    """The plug-in's YAML of `algorithm` declares `key` (epsilon_coin exists only there); the host's
+    configs declare the others through their default.yaml."""
     import yaml
 
     from r3dm_epymarl.paths import config_dir
 
-    given = next((u.split("=", 1)[1].strip("'\"") for u in args.updates if u.startswith("epsilon_coin=")), None)
-    if given is None and len(set(args.algorithms)) < 2:
+    path = config_dir() / "algs" / f"{algorithm}.yaml"
+    return path.is_file() and key in (yaml.safe_load(path.read_text()) or {})
+
+
+def shared_protocol(args) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
+    """({(algorithm, map): its extra `with` updates}, lines to print): SHARED_PROTOCOL for every row of a
+    grid of two or more algorithms (a single algorithm keeps its own config)."""
+    from r3dm_epymarl.presets import preset_for
+
+    given = {u.split("=", 1)[0] for u in args.updates if "=" in u}
+    if len(set(args.algorithms)) < 2:
         return {}, []
-    coin = given or "joint"
-    updates, lines, without = {}, [], []
-    for name in dict.fromkeys(args.algorithms):
-        path = config_dir() / "algs" / f"{name}.yaml"
-        declared = path.is_file() and "epsilon_coin" in (yaml.safe_load(path.read_text()) or {})
-        if declared:
-            updates[name] = [] if given else [f"epsilon_coin={coin}"]
-        else:
-            without.append(name)
-    source = "as given" if given else "the published ACORM / R3DM exploration; set epsilon_coin=per_agent in --with to change it"
-    lines.append(f"compare: every row explores with epsilon_coin={coin} ({source})")
-    if without:
-        lines.append(f"compare: {', '.join(without)} {'is a host config' if len(without) == 1 else 'are host configs'}"
+    updates, kept_by_preset, without_coin = {}, [], []
+    for algorithm in dict.fromkeys(args.algorithms):
+        for map_name in dict.fromkeys(args.maps):
+            preset = preset_for(algorithm, map_name)
+            extra = []
+            for key, value in SHARED_PROTOCOL.items():
+                if key in given:
+                    continue
+                if key in preset:
+                    kept_by_preset.append(f"{algorithm} {map_name} {key}={preset[key]}")
+                    continue
+                if key == "epsilon_coin" and not _declared(algorithm, key):
+                    if (algorithm, "coin") not in without_coin:
+                        without_coin.append((algorithm, "coin"))
+                    continue
+                extra.append(f"{key}={value}")
+            updates[(algorithm, map_name)] = extra
+    set_keys = [f"{k}={v}" for k, v in SHARED_PROTOCOL.items() if k not in given]
+    lines = []
+    if set_keys:
+        lines.append(f"compare: every row uses {' '.join(set_keys)} (the role algorithms' published protocol; "
+                     "a key given in --with is used as given)")
+    if given & set(SHARED_PROTOCOL):
+        lines.append("compare: as given in --with for every row: "
+                     + " ".join(u for u in args.updates if u.split("=", 1)[0] in SHARED_PROTOCOL))
+    if kept_by_preset:
+        lines.append("compare: published per-map presets keep their own " + "; ".join(kept_by_preset))
+    if without_coin:
+        names = [a for a, _ in without_coin]
+        lines.append(f"compare: {', '.join(names)} {'is a host config' if len(names) == 1 else 'are host configs'}"
                      f" without epsilon_coin: one coin per agent there (run r3dm_qmix for host QMIX with the"
                      f" same exploration as the other rows)")
     return updates, lines
@@ -130,7 +164,7 @@ def make_cells(args) -> list[Cell]:
 
     map_key = MAP_KEYS.get(args.env_config, "env_args.map_name")
     launcher = [*(["--host", args.host] if args.host else []), *(["--epymarl", args.epymarl] if args.epymarl else [])]
-    exploration, _ = shared_exploration(args)
+    protocol, _ = shared_protocol(args)
     cells = []
     for map_name in args.maps:
         for algorithm in args.algorithms:
@@ -139,7 +173,7 @@ def make_cells(args) -> list[Cell]:
                 checkpoints = (["save_model=True", f"save_model_interval={args.checkpoint_interval}"]
                                if args.checkpoint_interval > 0 else [])
                 updates = [f"{map_key}={map_name}", f"seed={seed}", *checkpoints, *args.updates,
-                           *exploration.get(algorithm, []),
+                           *protocol.get((algorithm, map_name), []),
                            *([f"t_max={args.t_max}"] if args.t_max else []),
                            *([f"mongo_url={args.mongo}"] if args.mongo else [])]
                 cells.append(Cell(algorithm, map_name, seed, folder,
@@ -381,7 +415,7 @@ def main(args) -> int:
     for line in deduplicate(args):
         print(line, flush=True)
     cells = make_cells(args)
-    for line in shared_exploration(args)[1]:
+    for line in shared_protocol(args)[1]:
         print(line, flush=True)
     if not args.dry_run:
         make_out(args.out)

@@ -94,7 +94,14 @@ def test_a_checkpoint_of_another_algorithm_or_map_is_refused_naming_both(acorm_3
 
 def test_a_step_folder_resumes_from_that_step(models, tmp_path):
     middle = step_folders(models)[1]  # not the newest: the step named is the step loaded
-    proc = _run(tmp_path, "acorm", "3m", f"checkpoint_path={middle}")
+    newest = step_folders(models)[0]
+    # saving beside it would overwrite the run's newer checkpoint: refused, nothing replaced (issue #41)
+    before = {p.name: p.stat().st_mtime_ns for p in newest.iterdir()}
+    _refused(_run(tmp_path, "acorm", "3m", f"checkpoint_path={middle}", "save_model=True"),
+             f"resuming from step {middle.name} with save_model=True would overwrite this run's newer checkpoint(s) "
+             f"{newest.name}")
+    assert {p.name: p.stat().st_mtime_ns for p in newest.iterdir()} == before
+    proc = _run(tmp_path, "acorm", "3m", f"checkpoint_path={middle}", "save_model=False")
     run_ok(proc)
     assert f"resumed exactly from {middle} at t_env {middle.name}" in proc.stderr
 

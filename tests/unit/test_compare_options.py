@@ -75,27 +75,41 @@ def test_good_options_still_give_the_cells(capsys, zoo_available, tmp_path):
     assert "save_model" not in command, "interval 0: no checkpoints"
 
 
-def test_a_grid_gives_every_row_the_same_exploration_coin_and_says_so(capsys, zoo_available, tmp_path):
-    """Issue #37 item 6: ACORM / R3DM explore with one coin per env (published), CDS and QMIX with one
-    per agent; a grid of them gets one coin for every row (joint unless --with sets it), printed."""
+def test_a_grid_gives_every_row_the_same_protocol_and_says_so(capsys, zoo_available, tmp_path):
+    """Issues #36 item 4 and #37 item 6: QMIX keeps the host's reward standardisation and explores with a
+    per-agent coin over 50k steps, ACORM / R3DM with no standardisation and one coin per env over 80k;
+    a grid gives every row the role algorithms' published protocol, prints it, and leaves a key given in
+    --with, or set by a published per-map preset, as it is."""
+    protocol = ["standardise_rewards=False", "epsilon_start=1.0", "epsilon_finish=0.02", "epsilon_anneal_time=80000",
+                "epsilon_coin=joint"]
     argv = ["compare", "--algorithms", "r3dm_qmix", "cds", "acorm", "--maps", "3m", "--seeds", "1", "--dry-run",
             "--host", "pymarlzooplus", "--out", str(tmp_path / "grid")]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("compare: every row explores with epsilon_coin=joint (the published")
+    assert out[0] == ("compare: every row uses " + " ".join(protocol) + " (the role algorithms' published protocol; "
+                      "a key given in --with is used as given)")
     cells = [line for line in out if "python -m r3dm_epymarl" in line]
-    assert len(cells) == 3 and all(line.count("epsilon_coin=joint") == 1 for line in cells)
+    assert len(cells) == 3 and all(line.count(key) == 1 for line in cells for key in protocol)
     assert main([*argv[:-2], "--out", str(tmp_path / "g2"), "--with", "epsilon_coin=per_agent"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("compare: every row explores with epsilon_coin=per_agent (as given)")
+    assert "compare: as given in --with for every row: epsilon_coin=per_agent" in out
     assert all(line.count("epsilon_coin=") == 1 and "epsilon_coin=per_agent" in line
                for line in out if "python -m r3dm_epymarl" in line)
-    # a host config cannot take the key: said in one line
+    # a published per-map preset keeps its own schedule (CDS anneals over 500k on 6h_vs_8z)
+    assert main([*argv[:4], "--maps", "6h_vs_8z", *argv[7:]]) == 0
+    out = capsys.readouterr().out
+    assert "compare: published per-map presets keep their own cds 6h_vs_8z epsilon_anneal_time=500000" in out
+    (cds,) = [line for line in out.splitlines() if "--config=cds " in line]
+    assert "epsilon_anneal_time" not in cds and "epsilon_finish=0.02" in cds
+    # a host config cannot take epsilon_coin: said in one line; it gets the rest
     assert main([*argv[:2], "qmix", "acorm", *argv[4:]]) == 0
     out = capsys.readouterr().out
     assert "qmix is a host config without epsilon_coin: one coin per agent there" in out
-    qmix = [line for line in out.splitlines() if "--config=qmix " in line]
-    assert len(qmix) == 1 and "epsilon_coin" not in qmix[0]
+    (qmix,) = [line for line in out.splitlines() if "--config=qmix " in line]
+    assert "epsilon_coin" not in qmix and "standardise_rewards=False" in qmix
+    # one algorithm: its own config, nothing added
+    assert main([*argv[:2], "acorm", *argv[5:]]) == 0
+    assert "every row uses" not in capsys.readouterr().out
 
 
 def test_repeated_cells_run_once_with_one_line(capsys, zoo_available, tmp_path):

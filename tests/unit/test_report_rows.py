@@ -82,3 +82,22 @@ def test_a_diverged_run_is_never_a_seed_and_is_named(tmp_path):
     assert seeds_of(text, "acorm") == 1
     assert "(1 run(s) with another status left out; --status any includes them)" in text
     assert "(1 run(s) that diverged (NaN or inf) left out: acorm 3m seed 2)" in text
+
+
+def test_report_names_the_protocol_keys_that_differ_between_rows(tmp_path):
+    """Issue #36 item 4: keys outside each algorithm's own that differ between the rows of a map."""
+    root = tmp_path / "runs"
+    shared = {"epsilon_finish": 0.05, "test_nepisode": 32}
+    for seed in (1, 2):
+        write_run(root, "qmix", "2s3z", seed, {report.WIN_RATE: flat(0.1)},
+                  config={**shared, "standardise_rewards": True, "lr": 0.0005})
+        write_run(root, "cds", "2s3z", seed, {report.WIN_RATE: flat(0.2)},
+                  config={**shared, "standardise_rewards": False, "lr": 0.0005, "cds_beta1": 2.0})
+        write_run(root, "acorm", "2s3z", seed, {report.WIN_RATE: flat(0.3)},
+                  config={**shared, "standardise_rewards": False, "epsilon_finish": 0.02, "lr": 0.0006,
+                          "epsilon_coin": "joint"})
+    text, _ = _build(root, tmp_path)
+    (line,) = [line for line in text.splitlines() if line.startswith("protocol differences on 2s3z: ")]
+    assert line == ("protocol differences on 2s3z: standardise_rewards qmix=True, others False; "
+                    "epsilon_finish acorm=0.02, others 0.05; epsilon_coin acorm=joint, others unset")
+    # the algorithms' own keys (lr, cds_beta1) are theirs to differ in: not listed

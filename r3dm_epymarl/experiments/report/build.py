@@ -24,7 +24,7 @@ from pathlib import Path
 from r3dm_epymarl.experiments.report.metrics import (
     RETURN, WIN_RATE, area_under_curve, final_value, is_rate, mean_ci, mean_curve, pick_metric, safe_name, steps_to,
 )
-from r3dm_epymarl.experiments.report.rows import one_run_per_seed, split_settings
+from r3dm_epymarl.experiments.report.rows import one_run_per_seed, protocol_differences, split_settings
 from r3dm_epymarl.experiments.report.runs import Run, drop_continued, load_file_runs, load_mongo_runs
 
 HELP = "tables per map (with rliable's IQM, CIs, P(X > Y)), a CSV and PNGs from Sacred runs (folders or MongoDB)"
@@ -338,7 +338,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     if diverged:
         text += (f"\n({len(diverged)} run(s) that diverged (NaN or inf) left out: "
                  + ", ".join(f"{r.algorithm} {r.map} seed {r.seed}" for r in diverged) + ")")
-    text += "".join("\n" + note for note in row_notes + seed_notes)
+    text += "".join("\n" + note for note in row_notes + seed_notes + protocol_differences(kept))
     if paper:
         lines = report_paper.budget_lines(*_budgets(kept, rows), curves)
         text += "".join("\n" + line for line in ["", *lines] if lines)

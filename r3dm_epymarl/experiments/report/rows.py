@@ -73,3 +73,48 @@ def one_run_per_seed(runs: list[Run]) -> tuple[list[Run], list[str]]:
 
 def _reach(run: Run) -> float:
     return max((steps[-1] for steps, _ in run.series.values() if steps), default=0.0)
+
+
+# What every row of a comparison should share (compare sets them alike): a difference between the rows
+# of one map is printed, since it, and not the algorithm, may explain a gap.
+PROTOCOL_KEYS = (
+    "standardise_rewards", "standardise_returns", "common_reward", "reward_scalarisation", "gamma",
+    "epsilon_start", "epsilon_finish", "epsilon_anneal_time", "epsilon_coin", "test_nepisode", "test_interval",
+    "test_greedy", "evaluation_epsilon", "t_max", "buffer_size", "batch_size", "runner", "batch_size_run",
+)
+
+
+def protocol_differences(runs: list[Run]) -> list[str]:
+    """Per map, one line per protocol key (and env_args key, the seed aside) whose value differs between
+    rows: `protocol differences on 2s3z: standardise_rewards qmix=True, others False`."""
+    from collections import Counter
+
+    lines = []
+    for map_name in sorted({r.map for r in runs}):
+        on_map = [r for r in runs if r.map == map_name]
+        rows = sorted({r.algorithm for r in on_map})
+        if len(rows) < 2:
+            continue
+        env_keys = {k for r in on_map for k in r.config if k.startswith("env_args.") and k != "env_args.seed"}
+        parts = []
+        for key in [*PROTOCOL_KEYS, *sorted(env_keys)]:
+            per_row = {}
+            for row in rows:
+                values = {_value(r.config, key) for r in on_map if r.algorithm == row}
+                per_row[row] = values.pop() if len(values) == 1 else "mixed"
+            if len(set(per_row.values())) < 2:
+                continue
+            common, count = Counter(per_row.values()).most_common(1)[0]
+            shown = [f"{row}={_plain(v)}" for row, v in per_row.items() if count < 2 or v != common]
+            parts.append(f"{key} " + ", ".join(shown) + (f", others {_plain(common)}" if count >= 2 else ""))
+        if parts:
+            lines.append(f"protocol differences on {map_name}: " + "; ".join(parts))
+    return lines
+
+
+def _plain(value: str) -> str:
+    """A _value as printed: JSON without quotes around strings; unset keys say so."""
+    text = json.loads(value) if value != "mixed" else "mixed (differs between its seeds)"
+    if text == "<unset>":
+        return "unset"
+    return text if isinstance(text, str) else str(text) if isinstance(text, (bool, int, float)) else json.dumps(text)
