@@ -13,9 +13,11 @@ the plug-in adds its observers at that one call (`install`), the same way for EP
 from __future__ import annotations
 
 import calendar
+import json
 import os
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 MONGO_ENV = "MONGO_URL"
@@ -145,6 +147,9 @@ def _attach(ex) -> None:
     if _state["file_base"]:
         ex.observers[:] = [_rebased(obs, _state["file_base"]) if isinstance(obs, FileStorageObserver) else obs
                            for obs in ex.observers]
+    for obs in ex.observers:
+        if isinstance(obs, FileStorageObserver):
+            obs.save_json = types.MethodType(atomic_save_json, obs)
     if _state["mongo"]:
         ex.observers.append(_state["mongo"])
         ex.post_run_hook(_add_final_checkpoint)
@@ -205,3 +210,23 @@ def _add_final_checkpoint(_run, _config):
             # No "/" in the name: the file observer stores an artifact at <run>/<name>, and a name with a
             # folder fails there, after which Sacred drops that observer (no more heartbeats or output).
             _run.add_artifact(str(f), name=f"model_{latest.name}_{f.name}")
+
+
+def atomic_save_json(self, obj, filename):
+    """FileStorageObserver.save_json, written to a temporary file and renamed over the old one: a write
+    that fails (a full disk) leaves the previous, complete file."""
+    from sacred.serializer import flatten
+
+    path = os.path.join(self.dir, filename)
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(flatten(obj), f, sort_keys=True, indent=2)
+            f.flush()
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise

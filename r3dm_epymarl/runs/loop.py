@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 
 from r3dm_epymarl.runs import checkpoints, resume_checks, state
+from r3dm_epymarl.errors import for_sacred
+from r3dm_epymarl.runs.disk import (
+    DiskFull, check_room, episodes_stored, estimate_checkpoint_bytes, next_checkpoint_bytes,
+)
 from r3dm_epymarl.runs.divergence import LoggedStatsWatch, check_parameters
 from r3dm_epymarl.runs.interrupt import STOP, print_uncaught_as_one_line
 from r3dm_epymarl.runs.progress import Progress
@@ -175,6 +179,8 @@ class RunHooks:
         self.progress: Progress | None = None
         self._waited = False  # WAIT_AT_T waits once
         self.diverged = LoggedStatsWatch()  # NaN / inf among the learner's logged statistics
+        self._built: dict | None = None  # the loop's locals at `restore`
+        self._last_checkpoint_bytes: tuple | None = None  # (bytes, episodes in the buffer) of the last checkpoint
 
     # --- before the host loads anything ---------------------------------------------------------------
     def select(self, args) -> None:
@@ -217,6 +223,7 @@ class RunHooks:
 
     # --- after the host loaded the models, before its loop ---------------------------------------------
     def restore(self, ns: dict) -> None:
+        self._built = ns  # the learner, buffer and runner the loop will use (save_path reads them)
         self._restore(ns)
         STOP.stop_if_asked()  # a signal while the host built its env and learner: before training
 
@@ -260,10 +267,23 @@ class RunHooks:
             self.progress.resumed(manifest["t_env"])
 
     def save_path(self, path: str) -> str:
-        """The host's folder for this step's models, moved into the checkpoint folder resumed from."""
-        if self.resumed_from is None:
-            return path
-        return str(Path(self.resumed_from["checkpoint"]).parent / Path(path).name)
+        """The host's folder for this step's models, moved into the checkpoint folder resumed from; before
+        the host writes anything there, a check that the disk has room for it (runs/disk.py)."""
+        if self.resumed_from is not None:
+            path = str(Path(self.resumed_from["checkpoint"]).parent / Path(path).name)
+        built = self._built or {}
+        buffer = built.get("buffer")
+        if self._last_checkpoint_bytes:
+            needed = next_checkpoint_bytes(*self._last_checkpoint_bytes, episodes_stored(buffer))
+        else:
+            needed = estimate_checkpoint_bytes(built.get("learner"), buffer)
+        runner = built.get("runner")
+        try:
+            check_room(Path(path), int(needed), getattr(runner, "t_env", 0),
+                       self._last_checkpoint_bytes[0] if self._last_checkpoint_bytes else None)
+        except DiskFull as error:
+            raise for_sacred(error) from None
+        return path
 
     def initial(self, name: str, default):
         return self.counters[name] if self.counters is not None else default
@@ -304,6 +324,7 @@ class RunHooks:
         checkpoints.prune_run_states(folder.parent, keep=int(os.environ.get(KEEP_RUN_STATES, "2")))
         STOP.checkpoint = str(folder.parent.resolve())
         total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        self._last_checkpoint_bytes = (total, episodes_stored(ns.get("buffer")))
         ns["logger"].console_logger.info(
             f"Checkpoint {folder}: {total / 2**20:.1f} MiB ({entry['bytes'] / 2**20:.1f} MiB run state"
             f"{'' if with_buffer else f', no buffer: {CHECKPOINT_BUFFER}=0'}), {time.perf_counter() - start:.1f} s")

@@ -2,6 +2,8 @@
 import threading
 import time
 
+import pytest
+
 from r3dm_epymarl.experiments import observers
 from tests.helpers import free_port
 
@@ -63,3 +65,25 @@ def test_heartbeats_get_a_copy_of_info_while_the_host_adds_keys():
         thread.join()
     assert len(seen) == 10 and all(s is not info for s in seen)
     assert seen[0]["loss"] == [1.0] and seen[0]["loss"] is not info["loss"]
+
+
+def test_sacreds_json_files_are_replaced_whole(tmp_path, monkeypatch):
+    """A write that fails half-way (a full disk) leaves the previous, complete run.json (issue #41)."""
+    import json as json_module
+    from types import SimpleNamespace
+
+    from r3dm_epymarl.experiments import observers
+
+    obs = SimpleNamespace(dir=str(tmp_path))
+    observers.atomic_save_json(obs, {"status": "RUNNING", "n": 1}, "run.json")
+    assert json_module.loads((tmp_path / "run.json").read_text()) == {"status": "RUNNING", "n": 1}
+
+    def full(obj, f, **kwargs):
+        f.write('{"status": "FAI')
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(observers.json, "dump", full)
+    with pytest.raises(OSError, match="No space left"):
+        observers.atomic_save_json(obs, {"status": "FAILED"}, "run.json")
+    assert json_module.loads((tmp_path / "run.json").read_text()) == {"status": "RUNNING", "n": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
