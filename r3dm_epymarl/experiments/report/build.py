@@ -294,6 +294,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     diverged = [r for r in runs if r.diverged]  # NaN or inf: never a seed, whatever --status asks
     chosen = [r for r in runs if (statuses is None or r.status in statuses) and not r.diverged]
     kept = drop_continued(chosen)
+    considered = len(kept)  # before a repeated seed is counted once
     kept, row_notes = split_settings(kept)
     kept, seed_notes = one_run_per_seed(kept)
     if not kept:
@@ -303,7 +304,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     rows = aggregate(kept, metric, threshold)
     if not rows:
         what = f"a test metric ({WIN_RATE} or {RETURN})" if metric == "auto" else f"the metric '{metric}'"
-        raise UserError(f"none of the {len(kept)} runs logged {what} (a run stopped before its first test "
+        raise UserError(f"none of the {considered} runs logged {what} (a run stopped before its first test "
                         "logs none): pick one they logged with --metric")
     for row in rows:
         row.paper = published.get((row.map.lower(), row.algorithm.lower()))
