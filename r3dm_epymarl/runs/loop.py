@@ -35,8 +35,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from r3dm_epymarl.runs import checkpoints, resume_checks, state
 from r3dm_epymarl.errors import for_sacred
+from r3dm_epymarl.runs import checkpoints, resume_checks, state
 from r3dm_epymarl.runs.disk import (
     DiskFull, check_room, episodes_stored, estimate_checkpoint_bytes, next_checkpoint_bytes,
 )
@@ -192,7 +192,7 @@ class RunHooks:
         STOP.stop_if_asked()  # a signal while the host started: before it builds anything
         target = _preflight(args, self.host_name)
         self.counters, self.resumed_from, self.selected, self.changes = None, None, None, {}
-        self.diverged = LoggedStatsWatch()
+        self.diverged, self._built, self._last_checkpoint_bytes = LoggedStatsWatch(), None, None
         self.progress = Progress.for_run(args)
         if target is not None and target.load_step is not None:
             # checkpoint_path named one <t_env>/ folder: the hosts want the folder of them, and the step.
