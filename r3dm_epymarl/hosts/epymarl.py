@@ -101,14 +101,16 @@ def _git():
     return git
 
 
-def _apply(root: Path, patch: Path, *flags) -> bool:
+def _run_apply(root: Path, patch: Path, *flags) -> subprocess.CompletedProcess:
     # `git apply` works on plain folders too (it does not need the checkout to be a git repository).
     # The ceiling stops git from finding an enclosing repository above the checkout, whose root would
     # otherwise become the base of the patch's paths.
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(root.parent)}
-    result = subprocess.run([_git(), "apply", *flags, str(patch)], cwd=root, env=env,
-                            capture_output=True, text=True)
-    return result.returncode == 0
+    return subprocess.run([_git(), "apply", *flags, str(patch)], cwd=root, env=env, capture_output=True, text=True)
+
+
+def _apply(root: Path, patch: Path, *flags) -> bool:
+    return _run_apply(root, patch, *flags).returncode == 0
 
 
 def patch_status(root: Path, patch: Path) -> str:
@@ -136,7 +138,9 @@ def install_patches(path, check: bool = False) -> list[tuple[str, str]]:
         elif status == "applied":
             outcomes.append((patch.name, "already applied"))
         else:
-            if not _apply(root, patch):
-                raise UserError(f"git apply {patch.name} failed in {root}")
+            result = _run_apply(root, patch)
+            if result.returncode != 0:
+                reason = " ".join((result.stderr or result.stdout).split())[:300] or f"exit {result.returncode}"
+                raise UserError(f"git apply {patch.name} failed in {root}: {reason}")
             outcomes.append((patch.name, "applied"))
     return outcomes

@@ -107,3 +107,22 @@ def test_patched_main_refuses_with_one_line(tmp_path, extra, fragment):
     assert "Beginning training" not in output
     (run_json,) = Path(checkout, "results").glob("sacred/*/*/*/run.json")
     assert '"status": "FAILED"' in run_json.read_text()
+
+
+@pytest.mark.skipif(not EPYMARL_PATH, reason="EPYMARL_PATH is not set (an EPyMARL checkout)")
+def test_install_on_a_read_only_checkout_passes_gits_reason_on(tmp_path):
+    """Issue #41: `install` said "git apply ... failed" without why; a read-only bind mount (root only)."""
+    checkout, mounted = tmp_path / "epymarl", tmp_path / "ro"
+    shutil.copytree(EPYMARL_PATH, checkout, ignore=shutil.ignore_patterns("results", "__pycache__"))
+    mounted.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root (CI runs as root)")
+    mount = subprocess.run(["mount", "--bind", str(checkout), str(mounted)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mount.stderr.strip()}")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        _one_line(cli("install", str(mounted)), "git apply 0001-", f"failed in {mounted}: ", "Read-only file system")
+    finally:
+        subprocess.run(["umount", str(mounted)], capture_output=True)
