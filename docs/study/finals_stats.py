@@ -27,8 +27,10 @@ from r3dm_epymarl.experiments.report import power  # noqa: E402
 from r3dm_epymarl.experiments.report.rliable import Group, default_reps, estimate, render  # noqa: E402
 
 
-def read_finals(paths: list[Path], map_name: str, algorithms: list[str] | None) -> dict[str, dict[int, float]]:
-    """algorithm -> seed -> final, from the COMPLETED rows of `map_name` in the cells.csv files."""
+def read_finals(paths: list[Path], map_name: str, algorithms: list[str] | None,
+                renames: dict[str, str] | None = None) -> dict[str, dict[int, float]]:
+    """algorithm -> seed -> final, from the COMPLETED rows of `map_name` in the cells.csv files.
+    `renames`: file path -> a name for every row of that file (runs of one config made at two commits)."""
     finals: dict[str, dict[int, float]] = {}
     where: dict[tuple[str, int], Path] = {}
     for path in paths:
@@ -42,9 +44,9 @@ def read_finals(paths: list[Path], map_name: str, algorithms: list[str] | None) 
             for row in reader:
                 if row["map"] != map_name or row["status"] != "COMPLETED":
                     continue
-                if algorithms and row["algorithm"] not in algorithms:
+                if algorithms and (renames or {}).get(str(path), row["algorithm"]) not in algorithms:
                     continue
-                key = (row["algorithm"], int(row["seed"]))
+                key = ((renames or {}).get(str(path), row["algorithm"]), int(row["seed"]))
                 if key in where:
                     raise SystemExit(f"{key[0]} seed {key[1]} is in both {where[key]} and {path}: keep one")
                 where[key] = path
@@ -65,8 +67,11 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     p.add_argument("--baseline", help="compare every algorithm with this one (default: the first with every other)")
     p.add_argument("--effect", type=float, default=0.1, help="also the seeds that detect this difference (default 0.1)")
+    p.add_argument("--name", nargs=2, action="append", default=[], metavar=("FILE", "NAME"),
+                   help="call every row of FILE (one of the cells files) NAME, e.g. runs of one config at two commits")
     opts = p.parse_args(argv)
-    finals = read_finals(opts.cells, opts.map, opts.algorithms)
+    renames = {str(Path(f)): n for f, n in opts.name}
+    finals = read_finals(opts.cells, opts.map, opts.algorithms, renames)
     order = opts.algorithms or sorted(finals)
     group = Group(name=opts.map, metric=opts.metric,
                   seeds={a: sorted(finals[a]) for a in order},

@@ -57,3 +57,14 @@ def test_a_missing_file_and_a_csv_of_another_kind_are_refused_in_one_line(tmp_pa
     other.write_text("map,algorithm,final_mean\n2s3z,x,0.5\n")
     with pytest.raises(SystemExit, match="no column final, seed, status; is it a cells.csv"):
         finals_stats.read_finals([other], "2s3z", None)
+
+
+def test_one_config_at_two_commits_is_two_rows_under_names_given(tmp_path, capsys):
+    before = _cells(tmp_path / "before.csv", [("2s3z", "r3dm", 1, "COMPLETED", 0.7), ("2s3z", "r3dm", 2, "COMPLETED", 0.8)])
+    after = _cells(tmp_path / "after.csv", [("2s3z", "r3dm", 1, "COMPLETED", 0.2), ("2s3z", "r3dm", 2, "COMPLETED", 0.3)])
+    finals = finals_stats.read_finals([before, after], "2s3z", None, {str(after): "r3dm_new"})
+    assert finals == {"r3dm": {1: 0.7, 2: 0.8}, "r3dm_new": {1: 0.2, 2: 0.3}}
+    finals_stats.main([str(before), str(after), "--map", "2s3z", "--name", str(after), "r3dm_new", "--reps", "200"])
+    out = capsys.readouterr().out
+    assert "r3dm_new: seed 1 0.200, seed 2 0.300" in out
+    assert "2s3z, final test_battle_won_mean: r3dm - r3dm_new = +0.500" in out
