@@ -412,11 +412,13 @@ def main(args) -> int:
     check_writable(args.out, "--out")  # a file where the grid's folder goes: one line, before any cell
     if not args.no_report:  # and where its report goes, rather than after the cells trained
         check_writable(Path(args.out) / "report", "--out")
+    # With --dry-run stdout holds the cells' commands alone (to paste or pipe): what compare says goes to stderr.
+    say = sys.stderr if args.dry_run else sys.stdout
     for line in deduplicate(args):
-        print(line, flush=True)
+        print(line, file=say, flush=True)
     cells = make_cells(args)
     for line in shared_protocol(args)[1]:
-        print(line, flush=True)
+        print(line, file=say, flush=True)
     if not args.dry_run:
         make_out(args.out)
     if args.dry_run:

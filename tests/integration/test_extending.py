@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 def test_the_rnd_example_term_trains_and_is_logged_through_the_host_loop(tmp_path):
     pytest.importorskip("pymarlzooplus")
     proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path), "--config=r3dm", "--env-config=gymma",
-               "with", *short_run("r3dm"), "t_max=600", 'intrinsic_terms=["rnd_term:RNDReward"]',
+               "with", *short_run("r3dm"), "t_max=900", 'intrinsic_terms=["rnd_term:RNDReward"]',
                "seed=3", env={"PYTHONPATH": str(EXAMPLES)})
     run_ok(proc)
     (run_dir,) = sacred_runs(tmp_path)

@@ -85,31 +85,36 @@ def test_a_grid_gives_every_row_the_same_protocol_and_says_so(capsys, zoo_availa
     argv = ["compare", "--algorithms", "r3dm_qmix", "cds", "acorm", "--maps", "3m", "--seeds", "1", "--dry-run",
             "--host", "pymarlzooplus", "--out", str(tmp_path / "grid")]
     assert main(argv) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("compare: every row uses " + " ".join(protocol) + " (the role algorithms' published protocol; "
+    captured = capsys.readouterr()  # --dry-run: the commands on stdout, what compare says on stderr
+    out, said = captured.out.splitlines(), captured.err.splitlines()
+    assert said[0] == ("compare: every row uses " + " ".join(protocol) + " (the role algorithms' published protocol; "
                       "a key given in --with is used as given)")
     cells = [line for line in out if "python -m r3dm_epymarl" in line]
     assert len(cells) == 3 and all(line.count(key) == 1 for line in cells for key in protocol)
     assert main([*argv[:-2], "--out", str(tmp_path / "g2"), "--with", "epsilon_coin=per_agent"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert "compare: as given in --with for every row: epsilon_coin=per_agent" in out
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert "compare: as given in --with for every row: epsilon_coin=per_agent" in captured.err.splitlines()
     assert all(line.count("epsilon_coin=") == 1 and "epsilon_coin=per_agent" in line
                for line in out if "python -m r3dm_epymarl" in line)
     # a published per-map preset keeps its own schedule (CDS anneals over 500k on 6h_vs_8z)
     assert main([*argv[:4], "--maps", "6h_vs_8z", *argv[7:]]) == 0
-    out = capsys.readouterr().out
-    assert "compare: published per-map presets keep their own cds 6h_vs_8z epsilon_anneal_time=500000" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "compare: published per-map presets keep their own cds 6h_vs_8z epsilon_anneal_time=500000" in captured.err
     (cds,) = [line for line in out.splitlines() if "--config=cds " in line]
     assert "epsilon_anneal_time" not in cds and "epsilon_finish=0.02" in cds
     # a host config cannot take epsilon_coin: said in one line; it gets the rest
     assert main([*argv[:2], "qmix", "acorm", *argv[4:]]) == 0
-    out = capsys.readouterr().out
-    assert "qmix is a host config without epsilon_coin: one coin per agent there" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "qmix is a host config without epsilon_coin: one coin per agent there" in captured.err
+    assert all(line.startswith("cd ") for line in out.splitlines())
     (qmix,) = [line for line in out.splitlines() if "--config=qmix " in line]
     assert "epsilon_coin" not in qmix and "standardise_rewards=False" in qmix
     # one algorithm: its own config, nothing added
     assert main([*argv[:2], "acorm", *argv[5:]]) == 0
-    assert "every row uses" not in capsys.readouterr().out
+    assert "every row uses" not in str(capsys.readouterr())
 
 
 def test_repeated_cells_run_once_with_one_line(capsys, zoo_available, tmp_path):
@@ -117,8 +122,9 @@ def test_repeated_cells_run_once_with_one_line(capsys, zoo_available, tmp_path):
     argv = ["compare", "--algorithms", "acorm", "acorm", "--maps", "3m", "3m", "--seeds", "1", "1", "2", "--dry-run",
             "--host", "pymarlzooplus", "--out", str(tmp_path / "grid")]
     assert main(argv) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["compare: --algorithms lists acorm more than once: each cell runs once",
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert captured.err.splitlines()[:3] == ["compare: --algorithms lists acorm more than once: each cell runs once",
                        "compare: --maps lists 3m more than once: each cell runs once",
                        "compare: --seeds lists 1 more than once: each cell runs once"]
     cells = [line for line in out if "python -m r3dm_epymarl" in line]
