@@ -80,15 +80,21 @@ SHARED_PROTOCOL = {"standardise_rewards": False, "epsilon_start": 1.0, "epsilon_
                    "epsilon_anneal_time": 80000, "epsilon_coin": "joint"}
 
 
-def _declared(algorithm: str, key: str) -> bool:
-    """The plug-in's YAML of `algorithm` declares `key` (epsilon_coin exists only there); the host's
-    configs declare the others through their default.yaml."""
+def _declared_keys(args, algorithm: str) -> set[str]:
+    """The keys a run of `algorithm` can be given: the host's default.yaml and the algorithm's YAML (a
+    key neither declares is refused, e.g. epsilon_coin for the host's qmix, epsilon_* for a policy-gradient
+    algorithm)."""
     import yaml
 
-    from r3dm_epymarl.paths import config_dir
+    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.launcher import find_config
 
-    path = config_dir() / "algs" / f"{algorithm}.yaml"
-    return path.is_file() and key in (yaml.safe_load(path.read_text()) or {})
+    host = get_host(args.host, args.epymarl)
+    keys: set[str] = set()
+    for path in (host.config_dir / "default.yaml", find_config(host, "algs", algorithm)):
+        if path is not None and Path(path).is_file():
+            keys |= set(yaml.safe_load(Path(path).read_text()) or {})
+    return keys
 
 
 def shared_protocol(args) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
@@ -99,8 +105,9 @@ def shared_protocol(args) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
     given = {u.split("=", 1)[0] for u in args.updates if "=" in u}
     if len(set(args.algorithms)) < 2:
         return {}, []
-    updates, kept_by_preset, without_coin = {}, [], []
+    updates, kept_by_preset, without_coin, undeclared = {}, [], [], {}
     for algorithm in dict.fromkeys(args.algorithms):
+        declared = _declared_keys(args, algorithm)
         for map_name in dict.fromkeys(args.maps):
             preset = preset_for(algorithm, map_name)
             extra = []
@@ -110,9 +117,11 @@ def shared_protocol(args) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
                 if key in preset:
                     kept_by_preset.append(f"{algorithm} {map_name} {key}={preset[key]}")
                     continue
-                if key == "epsilon_coin" and not _declared(algorithm, key):
-                    if (algorithm, "coin") not in without_coin:
-                        without_coin.append((algorithm, "coin"))
+                if key not in declared:
+                    if key == "epsilon_coin" and "epsilon_start" in declared:  # epsilon-greedy, the host's coin
+                        without_coin.append(algorithm)
+                    elif key != "epsilon_coin":
+                        undeclared.setdefault(algorithm, []).append(key)
                     continue
                 extra.append(f"{key}={value}")
             updates[(algorithm, map_name)] = extra
@@ -126,8 +135,11 @@ def shared_protocol(args) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
                      + " ".join(u for u in args.updates if u.split("=", 1)[0] in SHARED_PROTOCOL))
     if kept_by_preset:
         lines.append("compare: published per-map presets keep their own " + "; ".join(kept_by_preset))
+    for algorithm, keys in undeclared.items():
+        keys = list(dict.fromkeys(keys))  # once, whatever the number of maps
+        lines.append(f"compare: {algorithm}'s config has no {', '.join(keys)}: it keeps its own (e.g. no epsilon-greedy)")
     if without_coin:
-        names = [a for a, _ in without_coin]
+        names = list(dict.fromkeys(without_coin))
         lines.append(f"compare: {', '.join(names)} {'is a host config' if len(names) == 1 else 'are host configs'}"
                      f" without epsilon_coin: one coin per agent there (run r3dm_qmix for host QMIX with the"
                      f" same exploration as the other rows)")

@@ -112,6 +112,13 @@ def test_a_grid_gives_every_row_the_same_protocol_and_says_so(capsys, zoo_availa
     assert all(line.startswith("cd ") for line in out.splitlines())
     (qmix,) = [line for line in out.splitlines() if "--config=qmix " in line]
     assert "epsilon_coin" not in qmix and "standardise_rewards=False" in qmix
+    # a policy-gradient config has no epsilon-greedy: it keeps its own exploration, said in one line
+    assert main([*argv[:2], "mappo", "acorm", *argv[5:]]) == 0
+    captured = capsys.readouterr()
+    assert ("compare: mappo's config has no epsilon_start, epsilon_finish, epsilon_anneal_time: it keeps its own"
+            in captured.err) and "mappo is a host config without epsilon_coin" not in captured.err
+    (mappo,) = [line for line in captured.out.splitlines() if "--config=mappo " in line]
+    assert "epsilon" not in mappo
     # one algorithm: its own config, nothing added
     assert main([*argv[:2], "acorm", *argv[5:]]) == 0
     assert "every row uses" not in str(capsys.readouterr())
