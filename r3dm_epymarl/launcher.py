@@ -6,6 +6,7 @@ the host does not ship is rewritten to the plug-in's YAML (an absolute path, whi
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -87,35 +88,36 @@ def _merge(base: dict, update: dict) -> dict:
     return base
 
 
-def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
-    """default.yaml <- env YAML <- alg YAML <- `with` updates, as the hosts merge them."""
-    from sacred.arg_parser import get_config_updates
-
+def declared_config(host, found: dict[str, Path]) -> dict:
+    """default.yaml <- env YAML <- alg YAML, as the hosts merge them: every key a run declares."""
     config = _load(host.config_dir / "default.yaml")
     _merge(config, _load(found["--env-config"]))
-    _merge(config, _load(found["--config"]))
-    updates = argv[argv.index("with") + 1:] if "with" in argv else []
-    config_updates, _ = get_config_updates([u for u in updates if "=" in u])
-    return _merge(config, config_updates)
+    return _merge(config, _load(found["--config"]))
 
 
-def check_known_keys(host, argv: list[str], found: dict[str, Path]) -> None:
-    """A `with` key that no config of the run declares: Sacred would end in ConfigAddedError after printing
-    its config; here it is one line naming the key and the nearest known one."""
-    import difflib
-
+def with_updates(argv: list[str]) -> dict:
+    """The `with` key=value updates of `argv`, parsed as Sacred parses them."""
     from sacred.arg_parser import get_config_updates
 
-    known = _load(host.config_dir / "default.yaml")
-    _merge(known, _load(found["--env-config"]))
-    _merge(known, _load(found["--config"]))
     updates = argv[argv.index("with") + 1:] if "with" in argv else []
-    config_updates, _ = get_config_updates([u for u in updates if "=" in u])
-    for key in config_updates:
-        if key in known or key in LAUNCHER_KEYS:
+    return get_config_updates([u for u in updates if "=" in u])[0]
+
+
+def merged_config(host, argv: list[str], found: dict[str, Path]) -> dict:
+    """default.yaml <- env YAML <- alg YAML <- `with` updates, as the hosts merge them."""
+    return _merge(declared_config(host, found), with_updates(argv))
+
+
+def check_known_keys(declared: dict, updates, config_name: str) -> None:
+    """A `with` key (of `updates`) that no config of the run declares: Sacred would end in ConfigAddedError
+    after printing its config; here it is one line naming the key and the nearest known one."""
+    import difflib
+
+    for key in updates:
+        if key in declared or key in LAUNCHER_KEYS:
             continue
-        near = difflib.get_close_matches(key, list(known), n=1)
-        raise UserError(f"unknown config key '{key}': neither {found['--config'].stem}'s config nor the env's "
+        near = difflib.get_close_matches(key, list(declared), n=1)
+        raise UserError(f"unknown config key '{key}': neither {config_name}'s config nor the env's "
                         f"or the host's defaults declare it" + (f"; did you mean '{near[0]}'?" if near else ""))
 
 
@@ -150,7 +152,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         from r3dm_epymarl.envs.sc2v2 import check_sc2v2
 
         check_sc2v2()  # one clear line when smacv2 or StarCraft II is missing, before anything starts
-    config = merged_config(host, host_argv, found)
+    declared, updates = declared_config(host, found), with_updates(host_argv)
+    config = _merge(copy.deepcopy(declared), updates)
     host_argv, preset = with_presets(host_argv, config)
     if preset:
         config.update(preset)
@@ -160,7 +163,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         print(note, file=sys.stderr)
     # EPyMARL runs in base_dir (a relative checkpoint_path is read from there), PyMARLzoo+ here.
     preflight(config, host.name, cwd=base_dir if base_dir and host.name == EPYMARL else None)
-    check_known_keys(host, host_argv, found)  # after preflight: a key it explains (common_reward) says why
+    # after preflight: a key it explains (common_reward) says why
+    check_known_keys(declared, [*updates, *preset], found["--config"].stem)
     register(host)
     install_host_loop(host)  # exact resume, interrupts and the progress line
     # After every config check (bad input fails before waiting on a server), before the host starts.

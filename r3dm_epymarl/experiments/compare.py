@@ -171,12 +171,13 @@ def deduplicate(args) -> list[str]:
     return lines
 
 
-def make_cells(args) -> list[Cell]:
+def make_cells(args, protocol: dict | None = None) -> list[Cell]:
+    """The grid's cells; `protocol`: shared_protocol's updates per (algorithm, map), if computed already."""
     from r3dm_epymarl.experiments.report import safe_name
 
     map_key = MAP_KEYS.get(args.env_config, "env_args.map_name")
     launcher = [*(["--host", args.host] if args.host else []), *(["--epymarl", args.epymarl] if args.epymarl else [])]
-    protocol, _ = shared_protocol(args)
+    protocol = shared_protocol(args)[0] if protocol is None else protocol
     cells = []
     for map_name in args.maps:
         for algorithm in args.algorithms:
@@ -428,8 +429,9 @@ def main(args) -> int:
     say = sys.stderr if args.dry_run else sys.stdout
     for line in deduplicate(args):
         print(line, file=say, flush=True)
-    cells = make_cells(args)
-    for line in shared_protocol(args)[1]:
+    protocol, said = shared_protocol(args)
+    cells = make_cells(args, protocol)
+    for line in said:
         print(line, file=say, flush=True)
     if not args.dry_run:
         make_out(args.out)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from r3dm_epymarl.errors import UserError
+from r3dm_epymarl.runs.divergence import controller_and_mixer_parameters
 
 MARGIN = 1.25  # room for a checkpoint: its estimated size times this ...
 RESERVE = 1 << 20  # ... plus 1 MiB for Sacred's run.json, metrics.json and the console log
@@ -39,10 +40,7 @@ def episodes_stored(buffer) -> int:
 def estimate_checkpoint_bytes(learner, buffer) -> int:
     """A first checkpoint's size, from above: the controller's and mixer's parameters four times
     (weights, a target copy, Adam's two moments) and the filled part of the replay buffer uncompressed."""
-    params = []
-    for owner in (getattr(learner, "mac", None), getattr(learner, "mixer", None)):
-        if owner is not None and callable(getattr(owner, "parameters", None)):
-            params += list(owner.parameters())
+    params = controller_and_mixer_parameters(learner)
     data = getattr(buffer, "data", None)
     tensors = [*(getattr(data, "transition_data", None) or {}).values(), *(getattr(data, "episode_data", None) or {}).values()]
     size = max(1, int(getattr(buffer, "buffer_size", 1) or 1))

@@ -26,7 +26,7 @@ class LoggedStatsWatch:
         """Raise (for Sacred: one line, run FAILED) if a watched stat logged since the last call is not finite."""
         stats = getattr(logger, "stats", None) or {}
         for name, entries in list(stats.items()):
-            if not name.startswith(WATCHED_PREFIXES) or name.startswith("test_"):
+            if not name.startswith(WATCHED_PREFIXES):
                 continue
             start = self._seen.get(name, 0)
             self._seen[name] = len(entries)
@@ -34,9 +34,8 @@ class LoggedStatsWatch:
                 if _not_finite(value):
                     raise for_sacred(TrainingDiverged(
                         f"'{name}' became NaN or inf (logged as {value} at t_env={t_env}): training diverged and "
-                        "the run stopped "
-                        "(metrics so far are saved). Lower lr (or intrinsic_alpha, wm_lr), or check the "
-                        "environment's observations and rewards"))
+                        "the run stopped (metrics so far are saved). Lower lr (or intrinsic_alpha, wm_lr), or "
+                        "check the environment's observations and rewards"))
 
 
 def _not_finite(value) -> bool:
@@ -46,13 +45,20 @@ def _not_finite(value) -> bool:
         return False
 
 
+def controller_and_mixer_parameters(learner) -> list:
+    """The parameters of a host learner's controller (`mac`) and mixer, whichever it has."""
+    params = []
+    for owner in (getattr(learner, "mac", None), getattr(learner, "mixer", None)):
+        if owner is not None and callable(getattr(owner, "parameters", None)):
+            params += list(owner.parameters())
+    return params
+
+
 def check_parameters(learner, t_env: int) -> None:
     """At the end of training: every parameter of the learner's controller and mixer is finite (one read)."""
     import torch as th
 
-    modules = [getattr(learner, "mac", None), getattr(learner, "mixer", None)]
-    params = [p for m in modules if m is not None for p in (m.parameters() if callable(getattr(m, "parameters", None))
-                                                             else [])]
+    params = controller_and_mixer_parameters(learner)
     if not params:
         return
     finite = th.stack([th.isfinite(p.detach()).all() for p in params])

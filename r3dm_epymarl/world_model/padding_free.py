@@ -83,8 +83,9 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             flat_act = pad(actions.reshape(T * M, -1))
             roles_p = [None if r is None else pad(r) for r in flat_roles]
             at = lambda x, j: x[starts + j * M]  # x at step t + j of each start  # noqa: E731
-            acts = th.stack([at(flat_act, j - 1) for j in range(2, k + 1)], 0)  # [k-1, Ms, A]
-            zs = [None if r is None else th.stack([at(r, j - 1) for j in range(2, k + 1)], 0) for r in roles_p]
+            steps = range(2, 2 + len(widths))  # the imagined steps some start reaches (k at most)
+            acts = th.stack([at(flat_act, j - 1) for j in steps], 0)  # [len(widths), Ms, A]
+            zs = [None if r is None else th.stack([at(r, j - 1) for j in steps], 0) for r in roles_p]
             ims = imagine_many(models, [d[first_rows] for d, _, _ in firsts], [s[first_rows] for _, s, _ in firsts],
                                acts, zs, sample=sample, widths=widths, drawn=(T - 1) * M, draw_rows=starts)
     if sample and k - 1 > len(widths):  # the padded call draws for all k - 1 steps, reached or not

@@ -325,7 +325,7 @@ def build_report(sources: list[str], mongo: str | None = None, metric: str = "au
     if json_path:
         power.write_json(shown, differences, json_path)
         rliable_files.append(Path(json_path))
-    cells = cell_rows(kept, {r.map: r.metric for r in rows})
+    cells = cell_rows(kept, metric_by_map)
     write_cells_csv(cells, out_dir / "cells.csv")
     diagnostics, diagnostic_files = diagnostics_report(kept, out_dir)
     files = [out_dir / "report.csv", out_dir / "cells.csv", *plot_curves(kept, rows, out_dir, curves),

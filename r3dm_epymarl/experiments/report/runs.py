@@ -38,9 +38,9 @@ def _map_of(config: dict) -> str:
 
 
 def _run_from(source: str, config: dict, status: str, series: dict, wall_s: float | None = None) -> Run:
-    key = str((config.get("env_args") or {}).get("key") or "")
     from r3dm_epymarl.config import flatten
 
+    key = str((config.get("env_args") or {}).get("key") or "")
     return Run(source=source, algorithm=str(config.get("name", "?")), map=_map_of(config),
                seed=int(config.get("seed", 0)), status=status,
                t_max=int(config["t_max"]) if config.get("t_max") else None, series=series,
