@@ -71,6 +71,9 @@ def main(argv=None) -> None:
                    help="call every row of FILE (one of the cells files) NAME, e.g. runs of one config at two commits")
     opts = p.parse_args(argv)
     renames = {str(Path(f)): n for f, n in opts.name}
+    unknown = [f for f in renames if f not in {str(c) for c in opts.cells}]
+    if unknown:
+        raise SystemExit(f"--name {unknown[0]}: not one of the cells files given; name one of them")
     finals = read_finals(opts.cells, opts.map, opts.algorithms, renames)
     order = opts.algorithms or sorted(finals)
     group = Group(name=opts.map, metric=opts.metric,

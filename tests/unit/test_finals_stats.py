@@ -68,3 +68,9 @@ def test_one_config_at_two_commits_is_two_rows_under_names_given(tmp_path, capsy
     out = capsys.readouterr().out
     assert "r3dm_new: seed 1 0.200, seed 2 0.300" in out
     assert "2s3z, final test_battle_won_mean: r3dm - r3dm_new = +0.500" in out
+
+
+def test_a_name_for_a_file_not_given_is_refused(tmp_path):
+    cells = _cells(tmp_path / "a.csv", [("2s3z", "x", 1, "COMPLETED", 0.2)])
+    with pytest.raises(SystemExit, match="--name .*b.csv: not one of the cells files given"):
+        finals_stats.main([str(cells), "--map", "2s3z", "--name", str(tmp_path / "b.csv"), "y"])
