@@ -1,5 +1,6 @@
 """`r3dm-epymarl`: run (launcher), install (patch a checkout), configs (list what is offered), and the
-experiment tools: compare (a grid of host runs), report (tables, CSV, curves), roles (role plots)."""
+experiment tools: compare (a grid of host runs), report (tables, CSV, curves), roles (role plots), probe
+(how much roles tell about the future)."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +63,7 @@ EXPERIMENT_TOOLS = {
     "compare": "r3dm_epymarl.experiments.compare",
     "report": "r3dm_epymarl.experiments.report",
     "roles": "r3dm_epymarl.experiments.roles",
+    "probe": "r3dm_epymarl.experiments.probe",
 }
 
 

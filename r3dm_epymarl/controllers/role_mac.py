@@ -6,8 +6,9 @@ from r3dm_epymarl.roles.encoders import RoleNetwork
 
 
 class RoleMAC(RecurrentMAC):
-    # Off by default (one attribute read per step when off). `r3dm-epymarl roles` sets an object here
-    # whose `record(t, e, z)` gets each acting step's embeddings e [bs, N, E] and roles z [bs, N, R].
+    # Off by default (one attribute read per step when off). `r3dm-epymarl roles` and `probe` set an
+    # object here whose `record(t, e, z, batch)` gets each acting step's embeddings e [bs, N, E], roles
+    # z [bs, N, R] and the episode batch being filled (obs, actions, avail_actions, filled).
     role_recorder = None
 
     def build_networks(self, args):
@@ -31,7 +32,8 @@ class RoleMAC(RecurrentMAC):
         q, self.hidden_states = self.agent(th.cat([x, z], dim=-1), self.hidden_states)
         self.last_roles = z.detach().view(ep_batch.batch_size, self.n_agents, -1)
         if self.role_recorder is not None:
-            self.role_recorder.record(t, e.detach().view(ep_batch.batch_size, self.n_agents, -1), self.last_roles)
+            self.role_recorder.record(t, e.detach().view(ep_batch.batch_size, self.n_agents, -1), self.last_roles,
+                                      ep_batch)
         return q.view(ep_batch.batch_size, self.n_agents, -1)
 
     def init_hidden(self, batch_size):

@@ -263,6 +263,11 @@ def _random_seed() -> int:
 class SMAXEnv:
     """A SMAX battle behind EPyMARL's MultiAgentEnv interface (common reward only)."""
 
+    # Off by default. `r3dm-epymarl probe` sets an iterator of ints here: each reset() without a seed then
+    # starts from the next one, so every checkpoint it compares plays the same episodes (the key chain
+    # otherwise runs on through the previous episodes' steps, whose number depends on the policy).
+    episode_seeds = None
+
     def __init__(self, map_name="3m", seed=None, time_limit=None, reward_scale=10.0, common_reward=True,
                  reward_scalarisation="sum", **kwargs):
         check_map_name(map_name)
@@ -299,6 +304,8 @@ class SMAXEnv:
 
     def reset(self, seed=None, options=None):
         """Start an episode; `seed` re-seeds the env's key chain. Returns (obs list, info)."""
+        if seed is None and SMAXEnv.episode_seeds is not None:
+            seed = next(SMAXEnv.episode_seeds, None)
         if seed is not None:
             self._seed = int(seed)
             self._key = self._k.key(self._seed)

@@ -115,8 +115,8 @@ def host_defaults(source: Source, host_name: str | None, epymarl_path: str | Non
     return merged_config(host, argv, found)
 
 
-def rollout_argv(source: Source, checkpoint_root: Path, seed: int, defaults: dict) -> list[str]:
-    """The run's own config as one evaluation episode of the checkpoint in `checkpoint_root`: its config
+def rollout_argv(source: Source, checkpoint_root: Path, seed: int, defaults: dict, episodes: int = 1) -> list[str]:
+    """The run's own config as `episodes` evaluation episodes of the checkpoint in `checkpoint_root`: its config
     names, then as `with` updates every key of its config.json that differs from `defaults` (whatever
     set it: the command line, a preset, the Python API, a YAML edited since) plus its own updates."""
     flat_defaults = flatten(defaults)
@@ -127,7 +127,7 @@ def rollout_argv(source: Source, checkpoint_root: Path, seed: int, defaults: dic
     updates.update(flatten((source.run_info.get("meta") or {}).get("config_updates") or {}))
     updates = {k: v for k, v in updates.items() if k not in ROLLOUT_KEYS and k != "mongo_url"}
     rollout = {"checkpoint_path": str(checkpoint_root), "load_step": source.t_env, "evaluate": True,
-               "test_nepisode": 1, "save_model": False, "save_replay": False, "render": False,
+               "test_nepisode": episodes, "save_model": False, "save_replay": False, "render": False,
                "runner": "episode", "batch_size_run": 1, "use_tensorboard": False, "use_wandb": False,
                "seed": seed}
     # Sacred declares `seed` itself; every other key here is in both hosts' default.yaml.
@@ -142,7 +142,7 @@ class RoleRecorder:
     def __init__(self):
         self.episodes: list[list[tuple]] = []
 
-    def record(self, t, e, z):
+    def record(self, t, e, z, batch=None):
         if t == 0 or not self.episodes:
             self.episodes.append([])
         self.episodes[-1].append((e[0].float().cpu().numpy().copy(), z[0].float().cpu().numpy().copy()))
@@ -167,6 +167,15 @@ def _test_stats(base: Path) -> dict:
 def rollout(source: Source, seed: int, host_name: str | None, epymarl_path: str | None) -> tuple[dict, dict]:
     """One greedy test episode of the checkpoint through the real host, recording the roles it acts with.
     Returns ({"e": [T, N, E], "z": [T, N, R]}, the evaluation run's test statistics)."""
+    recorder = RoleRecorder()
+    stats = evaluate_checkpoint(source, seed, host_name, epymarl_path, recorder)
+    return recorder.episode(0), stats
+
+
+def evaluate_checkpoint(source: Source, seed: int, host_name: str | None, epymarl_path: str | None,
+                        recorder, episodes: int = 1) -> dict:
+    """`episodes` greedy test episodes of the checkpoint through the real host (`evaluate=True`), the role
+    controller reporting every acting step to `recorder`. Returns the evaluation run's test statistics."""
     import tempfile
 
     from r3dm_epymarl.controllers.role_mac import RoleMAC
@@ -179,11 +188,10 @@ def rollout(source: Source, seed: int, host_name: str | None, epymarl_path: str 
         root.mkdir()
         (root / str(source.t_env)).symlink_to(source.step_dir, target_is_directory=True)
         base = Path(tmp) / "eval"  # the evaluation's own Sacred run: read for its return, then dropped
-        recorder = RoleRecorder()
         mongo_url = os.environ.pop("MONGO_URL", None)  # an evaluation is not an experiment to log
         RoleMAC.role_recorder = recorder
         try:
-            argv = rollout_argv(source, root, seed, host_defaults(source, host_name, epymarl_path))
+            argv = rollout_argv(source, root, seed, host_defaults(source, host_name, epymarl_path), episodes)
             launch(argv, host_name=host_name, epymarl_path=epymarl_path, base_dir=str(base))
         finally:
             RoleMAC.role_recorder = None
@@ -193,7 +201,7 @@ def rollout(source: Source, seed: int, host_name: str | None, epymarl_path: str 
     if not recorder.episodes or len(recorder.episodes[0]) < 1:
         raise UserError("the host's evaluation ran no role-controller step (see its output above): check "
                         "that the checkpoint loads with this run's config")
-    return recorder.episode(0), stats
+    return stats
 
 
 # --- roles, clusters, PCA -------------------------------------------------------------------------
