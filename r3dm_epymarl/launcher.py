@@ -17,6 +17,7 @@ from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.paths import config_dir
 from r3dm_epymarl.preflight import preflight
 from r3dm_epymarl.presets import cli_keys, map_name, renamed_without_preset, with_presets
+from r3dm_epymarl.runs import static_tests
 from r3dm_epymarl.runs.interrupt import STOP, RunInterrupted
 
 _FLAGS = {"--config": "algs", "--env-config": "envs"}
@@ -163,6 +164,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         print(note, file=sys.stderr)
     # EPyMARL runs in base_dir (a relative checkpoint_path is read from there), PyMARLzoo+ here.
     preflight(config, host.name, cwd=base_dir if base_dir and host.name == EPYMARL else None)
+    static_tests.check(config)
     # after preflight: a key it explains (common_reward) says why
     check_known_keys(declared, [*updates, *preset], found["--config"].stem)
     register(host)

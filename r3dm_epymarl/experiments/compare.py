@@ -51,10 +51,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint-interval", type=int, default=10000, metavar="STEPS",
                         help="env steps between a cell's checkpoints (models, buffer, RNG: an exact resume "
                              "after a kill; 0 = none, a killed cell restarts at step 0; default: 10000)")
+    parser.add_argument("--test-seed", type=int, default=DEFAULT_TEST_SEED, metavar="N",
+                        help="static evaluation: the j-th test episode of every test phase of every cell starts "
+                             "from env seed N+j, so every algorithm and seed is tested on the same battles "
+                             f"(SMAX, episode runner; default: {DEFAULT_TEST_SEED})")
+    parser.add_argument("--no-static-tests", action="store_true",
+                        help="test each run on its env's own stream of episodes, as the hosts do")
     parser.add_argument("--dry-run", action="store_true", help="print the cells' commands, run nothing")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--paper", action="store_true",
                         help="overlay the published StarCraft II results in the report (see report --help)")
+
+
+DEFAULT_TEST_SEED = 1000000  # far from the run seeds, so no test episode replays a seed's first training one
 
 
 @dataclass
@@ -286,14 +295,27 @@ def check_names(args) -> None:
         raise UserError(f"--t-max {args.t_max}: env steps per cell must be at least 1")
 
 
-def cell_env(threads: int) -> dict:
-    """What a cell's process adds to its node's environment: cells share a machine, so each gets a
-    share of the cores instead of every one starting a thread per core."""
-    from r3dm_epymarl.runs.loop import TEST_AT_END
+def static_tests_lines(args) -> list[str]:
+    if args.no_static_tests:
+        return ["compare: --no-static-tests: each run is tested on its env's own stream of episodes"]
+    return [f"compare: static tests: the j-th test episode of every test phase of every cell starts from env "
+            f"seed {args.test_seed}+j (SMAX; elsewhere a run says it cannot; --no-static-tests to turn off)"]
 
-    # A final test at t_max: the report's "final" window then ends with a measurement at t_max.
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore",
-            TEST_AT_END: "1"}
+
+def protocol_env(args) -> dict:
+    """The options of the hooked loop every cell runs with (environment variables, not Sacred keys: the
+    host's own configs have no plug-in keys): a final test at t_max, so the report's "final" window ends
+    with a measurement there; and static tests unless --no-static-tests."""
+    from r3dm_epymarl.runs.loop import TEST_AT_END
+    from r3dm_epymarl.runs.static_tests import TEST_SEED
+
+    return {TEST_AT_END: "1", **({} if args.no_static_tests else {TEST_SEED: str(args.test_seed)})}
+
+
+def cell_env(threads: int, protocol: dict) -> dict:
+    """What a cell's process adds to its node's environment: cells share a machine, so each gets a
+    share of the cores instead of every one starting a thread per core; and the grid's protocol."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore", **protocol}
 
 
 def run_cell(argv: list[str], folder: str, env_updates: dict, stop_path: str | None = None) -> tuple[int, float, str]:
@@ -382,10 +404,10 @@ def _last_error(log_path: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def _run_local(cells: list[Cell], jobs: int, on_done, status, stop) -> None:
+def _run_local(cells: list[Cell], jobs: int, on_done, status, stop, protocol: dict) -> None:
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    env = cell_env(max(1, (os.cpu_count() or 1) // jobs))
+    env = cell_env(max(1, (os.cpu_count() or 1) // jobs), protocol)
     # Threads only wait on the cells' processes; each cell is a separate Python process.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_cell, c.argv, str(c.folder), env, stop.path(c.folder)): c for c in cells}
@@ -397,7 +419,7 @@ def _run_local(cells: list[Cell], jobs: int, on_done, status, stop) -> None:
             status.show([futures[f] for f in pending if f.running()])
 
 
-def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status, stop) -> None:
+def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status, stop, protocol: dict) -> None:
     try:
         import ray
     except ImportError as exc:
@@ -409,7 +431,7 @@ def _run_ray(cells: list[Cell], address: str | None, jobs: int, on_done, status,
                  log_to_driver=False, configure_logging=False)
         stop.install()  # ray.init replaced the SIGTERM handler
     task = ray.remote(num_cpus=1)(run_cell)  # one core per cell, as Ray schedules it
-    env = cell_env(1)
+    env = cell_env(1, protocol)
     pending = {task.remote(c.argv, str(c.folder), env, stop.path(c.folder)): c for c in cells}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1, timeout=status.every)
@@ -431,13 +453,15 @@ def main(args) -> int:
         print(line, file=say, flush=True)
     protocol, said = shared_protocol(args)
     cells = make_cells(args, protocol)
-    for line in said:
+    env_protocol = protocol_env(args)
+    for line in said + static_tests_lines(args):
         print(line, file=say, flush=True)
     if not args.dry_run:
         make_out(args.out)
     if args.dry_run:
+        settings = " ".join(f"{k}={v}" for k, v in env_protocol.items())
         for cell in cells:
-            print(f"cd {cell.folder} && python -m r3dm_epymarl {' '.join(cell.argv)}")
+            print(f"cd {cell.folder} && {settings} python -m r3dm_epymarl {' '.join(cell.argv)}")
         return 0
     todo = [c for c in cells if not finished(c)]
     kept = len(cells) - len(todo)
@@ -475,9 +499,9 @@ def main(args) -> int:
         previous = stop.install()
         try:
             if args.backend == "ray":
-                _run_ray(todo, args.ray_address, args.jobs, on_done, grid, stop)
+                _run_ray(todo, args.ray_address, args.jobs, on_done, grid, stop, env_protocol)
             else:
-                _run_local(todo, min(args.jobs, len(todo)), on_done, grid, stop)
+                _run_local(todo, min(args.jobs, len(todo)), on_done, grid, stop, env_protocol)
         finally:
             stop.uninstall(previous)
     if stop.signum is not None:

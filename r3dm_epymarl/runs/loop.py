@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from r3dm_epymarl.errors import for_sacred
-from r3dm_epymarl.runs import checkpoints, resume_checks, state
+from r3dm_epymarl.runs import checkpoints, resume_checks, state, static_tests
 from r3dm_epymarl.runs.disk import (
     DiskFull, check_room, episodes_stored, estimate_checkpoint_bytes, next_checkpoint_bytes,
 )
@@ -225,6 +225,7 @@ class RunHooks:
     def restore(self, ns: dict) -> None:
         self._built = ns  # the learner, buffer and runner the loop will use (save_path reads them)
         self._restore(ns)
+        static_tests.install(ns["runner"], ns["logger"])
         STOP.stop_if_asked()  # a signal while the host built its env and learner: before training
 
     def _restore(self, ns: dict) -> None:

@@ -1,6 +1,7 @@
 """`r3dm-epymarl probe`: two checkpoints of a short SMAX run, rolled out through the real EPyMARL host
 with the same episodes, then the role's gains per checkpoint."""
 import csv
+import json
 import math
 import os
 import shutil
@@ -28,9 +29,13 @@ def test_probe_two_checkpoints_of_a_smax_run_on_the_same_episodes(tmp_path):
     checkout = tmp_path / "epymarl"
     shutil.copytree(EPYMARL_PATH, checkout, ignore=shutil.ignore_patterns("results", "__pycache__"))
     base = tmp_path / "base"
-    run_ok(cli("run", "--epymarl", str(checkout), "--base-dir", str(base), "--config=acorm",
-               "--env-config=smax", "with", *RUN))
+    trained = cli("run", "--epymarl", str(checkout), "--base-dir", str(base), "--config=acorm",
+                  "--env-config=smax", "with", *RUN, env={"R3DM_EPYMARL_TEST_SEED": "77"})
+    run_ok(trained)
     (run_dir,) = [p.parent for p in base.glob("results/sacred/acorm/3m/*/config.json")]
+    # Static tests through the real host loop (issue #36 item 6): said, and logged for `report`.
+    assert "static tests: the j-th test episode of every test phase starts from env seed 77 + j" in trained.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["test_env_seed"]["values"] == [77]
     (token,) = (base / "results" / "models").iterdir()
     saved = sorted(int(p.name) for p in token.iterdir())
     early, late = saved[0], saved[-1]  # after the first episode, and at ~200 steps

@@ -91,6 +91,14 @@ def test_a_grid_gives_every_row_the_same_protocol_and_says_so(capsys, zoo_availa
                       "a key given in --with is used as given)")
     cells = [line for line in out if "python -m r3dm_epymarl" in line]
     assert len(cells) == 3 and all(line.count(key) == 1 for line in cells for key in protocol)
+    # issue #36 item 6: every cell is tested on the same episodes, said in one line
+    assert ("compare: static tests: the j-th test episode of every test phase of every cell starts from env "
+            "seed 1000000+j (SMAX; elsewhere a run says it cannot; --no-static-tests to turn off)") in said
+    assert all("R3DM_EPYMARL_TEST_SEED=1000000 python -m r3dm_epymarl" in line for line in cells)
+    assert main([*argv[:-2], "--out", str(tmp_path / "g0"), "--no-static-tests"]) == 0
+    captured = capsys.readouterr()
+    assert "compare: --no-static-tests: each run is tested on its env's own stream of episodes" in captured.err
+    assert "R3DM_EPYMARL_TEST_SEED" not in captured.out
     assert main([*argv[:-2], "--out", str(tmp_path / "g2"), "--with", "epsilon_coin=per_agent"]) == 0
     captured = capsys.readouterr()
     out = captured.out.splitlines()

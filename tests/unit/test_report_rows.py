@@ -101,3 +101,21 @@ def test_report_names_the_protocol_keys_that_differ_between_rows(tmp_path):
     assert line == ("protocol differences on 2s3z: standardise_rewards qmix=True, others False; "
                     "epsilon_finish acorm=0.02, others 0.05; epsilon_coin acorm=joint, others unset")
     # the algorithms' own keys (lr, cds_beta1) are theirs to differ in: not listed
+
+
+def test_report_names_rows_tested_on_other_episodes(tmp_path):
+    """Issue #36 item 6: a row tested on its env's own episodes beside rows with static tests is said."""
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        write_run(root, "qmix", "2s3z", seed, {report.WIN_RATE: flat(0.1)})
+        for name in ("cds", "acorm"):
+            write_run(root, name, "2s3z", seed, {report.WIN_RATE: flat(0.2), "test_env_seed": flat(1000000)})
+    text, _ = _build(root, tmp_path)
+    (line,) = [line for line in text.splitlines() if line.startswith("protocol differences on 2s3z: ")]
+    assert line == "protocol differences on 2s3z: test_env_seed qmix=off, others 1000000"
+    # all alike: nothing said
+    for seed in (1, 2):
+        write_run(tmp_path / "same", "qmix", "2s3z", seed, {report.WIN_RATE: flat(0.1), "test_env_seed": flat(5)})
+        write_run(tmp_path / "same", "cds", "2s3z", seed, {report.WIN_RATE: flat(0.2), "test_env_seed": flat(5)})
+    text, _ = _build(tmp_path / "same", tmp_path)
+    assert "protocol differences" not in text

@@ -84,6 +84,15 @@ PROTOCOL_KEYS = (
 )
 
 
+# Not a config key: a run with static tests (runs/static_tests.py) logs its first test seed once.
+STATIC_TESTS = "test_env_seed"
+
+
+def _static_tests(run: Run) -> str:
+    values = run.series.get(STATIC_TESTS, ([], []))[1]
+    return json.dumps(int(values[0]) if values else "off")
+
+
 def protocol_differences(runs: list[Run]) -> list[str]:
     """Per map, one line per protocol key (and env_args key, the seed aside) whose value differs between
     rows: `protocol differences on 2s3z: standardise_rewards qmix=True, others False`."""
@@ -97,10 +106,11 @@ def protocol_differences(runs: list[Run]) -> list[str]:
             continue
         env_keys = {k for r in on_map for k in r.config if k.startswith("env_args.") and k != "env_args.seed"}
         parts = []
-        for key in [*PROTOCOL_KEYS, *sorted(env_keys)]:
+        for key in [*PROTOCOL_KEYS, STATIC_TESTS, *sorted(env_keys)]:
             per_row = {}
             for row in rows:
-                values = {_value(r.config, key) for r in on_map if r.algorithm == row}
+                values = {_static_tests(r) if key == STATIC_TESTS else _value(r.config, key)
+                          for r in on_map if r.algorithm == row}
                 per_row[row] = values.pop() if len(values) == 1 else "mixed"
             if len(set(per_row.values())) < 2:
                 continue
