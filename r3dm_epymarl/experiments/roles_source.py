@@ -228,6 +228,19 @@ def check_has_roles(run_dir: Path, config: dict) -> None:
         raise UserError(f"run {run_dir} has no 'role_clusters' in its config.json: not an ACORM/R3DM run")
 
 
+def _run_in_folder(folder: Path) -> Path | None:
+    """The Sacred run of a folder holding results/sacred/<name>/<map>/<id>/ (a compare cell, a run's
+    --base-dir): the oldest run whose checkpoints are found (a resumed run saves into the folder of the
+    run it continues, so the first run of a chain finds them all); None if there is no run."""
+    runs = [p.parent for p in folder.glob("results/sacred/*/*/*/config.json")]
+    runs.sort(key=lambda run: (str(_read_json(run / "run.json").get("start_time", "")), run.name))
+    for run in runs:
+        config = _read_json(run / "config.json")
+        if config.get("mac") == ROLE_MAC and _checkpoints_of_run(run, config, _read_json(run / "run.json")):
+            return run
+    return runs[0] if runs else None
+
+
 def find_source(path: Path, run: Path | None = None, step: int | None = None) -> Source:
     """Resolve PATH (+ --run, --step) to a Sacred run, its config and one checkpoint folder."""
     path = path.expanduser().resolve()
@@ -237,6 +250,8 @@ def find_source(path: Path, run: Path | None = None, step: int | None = None) ->
     if run_dir is not None and not _is_run(run_dir):
         raise UserError(f"--run {run_dir} is not a Sacred run folder (no config.json): pass {RUN_HINT}")
 
+    if not _is_run(path) and not _is_step_dir(path) and not _step_dirs(path):
+        path = _run_in_folder(path) or path  # a compare cell (or a --base-dir): the Sacred run inside
     if _is_run(path):
         if run_dir is not None and run_dir != path:
             raise UserError(f"{path} is a Sacred run itself; drop --run, or pass the checkpoint folder as PATH")

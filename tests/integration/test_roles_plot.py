@@ -150,6 +150,24 @@ def test_a_checkpoint_folder_leads_to_its_run(tmp_path, monkeypatch):
     assert find_source(token / "25").run_dir == ep_run
 
 
+def test_a_compare_cell_folder_leads_to_its_run(tmp_path, monkeypatch):
+    """What the README shows: `roles OUT/<map>/<alg>/seed<k>` (and `probe`), a compare cell holding
+    results/sacred/...; with a resumed chain, the first run (whose folder the later ones save into)."""
+    from r3dm_epymarl.experiments.roles import find_source
+
+    monkeypatch.chdir(tmp_path)
+    cell = tmp_path / "grid" / "3m" / "acorm" / "seed1"
+    run = _fake_run(cell, ACORM)
+    (run / "run.json").write_text(json.dumps({"start_time": "2026-01-01T00:00:00"}))
+    later = run.parent / "2"  # a resumed run: no checkpoints of its own
+    later.mkdir()
+    (later / "config.json").write_text((run / "config.json").read_text())
+    (later / "run.json").write_text(json.dumps({"start_time": "2026-01-02T00:00:00"}))
+    source = find_source(cell)
+    assert (source.run_dir, source.t_env) == (run, 300)
+    assert find_source(cell, step=120).t_env == 100
+
+
 def test_a_checkpoint_manifest_names_its_run_without_guessing(tmp_path, monkeypatch):
     """A checkpoint saved through the plug-in's run loop names its Sacred run in checkpoint.json: found
     with no log line naming the folder and no start time near the folder's timestamp."""
