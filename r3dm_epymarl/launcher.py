@@ -17,7 +17,7 @@ from r3dm_epymarl.errors import UserError
 from r3dm_epymarl.paths import config_dir
 from r3dm_epymarl.preflight import preflight
 from r3dm_epymarl.presets import cli_keys, map_name, renamed_without_preset, with_presets
-from r3dm_epymarl.runs import static_tests
+from r3dm_epymarl.runs import static_tests, wandb_runs
 from r3dm_epymarl.runs.interrupt import STOP, RunInterrupted
 
 _FLAGS = {"--config": "algs", "--env-config": "envs"}
@@ -167,6 +167,8 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     static_tests.check(config)
     # after preflight: a key it explains (common_reward) says why
     check_known_keys(declared, [*updates, *preset], found["--config"].stem)
+    # a resumed run logs on into its W&B run (EPyMARL reads a relative checkpoint_path from base_dir)
+    wandb_runs.continue_run(config, cwd=base_dir if base_dir and host.name == EPYMARL else None)
     register(host)
     install_host_loop(host)  # exact resume, interrupts and the progress line
     # After every config check (bad input fails before waiting on a server), before the host starts.

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from r3dm_epymarl.errors import for_sacred
-from r3dm_epymarl.runs import checkpoints, resume_checks, state, static_tests
+from r3dm_epymarl.runs import checkpoints, resume_checks, state, static_tests, wandb_runs
 from r3dm_epymarl.runs.disk import (
     DiskFull, check_room, episodes_stored, estimate_checkpoint_bytes, next_checkpoint_bytes,
 )
@@ -340,7 +340,8 @@ class RunHooks:
         return {"t_env": runner.t_env, "episode": ns["episode"], "seed": getattr(args, "seed", None),
                 "algorithm": getattr(args, "name", None), "map": map_name(config), "host": self.host_name,
                 "plugin_version": __version__, "exact": exact, "notes": notes,
-                "sacred": _sacred_run(ns["logger"]), "resumed_from": self.resumed_from,
+                "sacred": _sacred_run(ns["logger"]), "wandb": wandb_runs.run_record(ns["logger"]),
+                "resumed_from": self.resumed_from,
                 "argv": sys.argv[1:], "cwd": os.getcwd(), "config": config}
 
     def _stop(self, ns: dict) -> None:
@@ -349,6 +350,7 @@ class RunHooks:
         if self.progress and self.progress.bar is not None:  # a terminal's live bar (no last line: ours follows)
             self.progress.bar.stop()
         self.progress = None
+        wandb_runs.finish(ns["logger"])  # the host's finish() after its loop is never reached
         raise STOP.interrupted(STOP.signum, ns["runner"].t_env, folder)
 
     def _checkpoint_now(self, ns: dict) -> Path | None:
