@@ -136,6 +136,33 @@ def check_updates(argv: list[str]) -> None:
                         "these hosts have no named configs")
 
 
+def with_term_keys(host_argv: list[str], found: dict[str, Path], declared: dict, config: dict) -> list[str]:
+    """The configured intrinsic terms' keys that the algorithm's YAML does not declare (a term of one's
+    own, `intrinsic_terms='["pkg.mod:Class"]'`), declared with their defaults: the host then accepts
+    `with rnd_hidden=32` as for any key. Done through a copy of the YAML with those keys added, in a
+    temporary folder the host reads `--config` from; `declared` and `config` gain them too."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from r3dm_epymarl.intrinsic import term_keys
+
+    entries = config.get("intrinsic_terms")
+    if not isinstance(entries, (list, tuple)) or not entries:
+        return host_argv
+    extra = {name: key.default for name, key in term_keys(entries).items() if name not in declared}
+    if not extra:
+        return host_argv
+    folder = tempfile.mkdtemp(prefix="r3dm-epymarl-config-")
+    atexit.register(shutil.rmtree, folder, True)
+    alg_yaml = Path(folder) / found["--config"].name  # the same file name: the hosts name runs by `name:`
+    alg_yaml.write_text(yaml.safe_dump({**_load(found["--config"]), **extra}, sort_keys=False))
+    declared.update(extra)
+    for name, default in extra.items():
+        config.setdefault(name, default)
+    return [f"--config={alg_yaml.with_suffix('')}" if arg.startswith("--config=") else arg for arg in host_argv]
+
+
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
            base_dir: str | None = None) -> None:
     from r3dm_epymarl.experiments import observers
@@ -155,6 +182,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
         check_sc2v2()  # one clear line when smacv2 or StarCraft II is missing, before anything starts
     declared, updates = declared_config(host, found), with_updates(host_argv)
     config = _merge(copy.deepcopy(declared), updates)
+    host_argv = with_term_keys(host_argv, found, declared, config)
     host_argv, preset = with_presets(host_argv, config)
     if preset:
         config.update(preset)

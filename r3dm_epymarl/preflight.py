@@ -19,6 +19,10 @@ def preflight(config: dict, host_name: str | None = None, cwd: str | None = None
     check_host_keys(config, where=f"--config={config.get('name', '?')}")
     check_exploration(config, where=f"--config={config.get('name', '?')}")
     check_reward_setup(config, where=f"--config={config.get('name', '?')}")
+    if algo is not None:
+        from r3dm_epymarl.intrinsic.contract import check_terms
+
+        check_terms(config, config.get("intrinsic_terms"), where=f"--config={config.get('name', '?')}")
     check_scenario(config, host_name)
     return check_checkpoint_path(config, cwd)
 

@@ -35,6 +35,12 @@ class RecurrentMAC:
         self.hidden_states = None
 
     # --- what subclasses extend -------------------------------------------------------------------
+    @classmethod
+    def provides(cls, agent_cls) -> tuple:
+        """Names of the unroll outputs (Unroll.extras, and "z" for roles) this controller gives with
+        agents of `agent_cls`, for the intrinsic terms' `needs` (intrinsic/contract.py)."""
+        return tuple(getattr(agent_cls, "unroll_outputs", ()))
+
     def build_networks(self, args):
         """Networks besides the agent (built before it)."""
 

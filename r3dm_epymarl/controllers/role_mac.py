@@ -11,6 +11,10 @@ class RoleMAC(RecurrentMAC):
     # z [bs, N, R] and the episode batch being filled (obs, actions, avail_actions, filled).
     role_recorder = None
 
+    @classmethod
+    def provides(cls, agent_cls) -> tuple:
+        return ("z", "trajectory_hidden")  # see unroll()
+
     def build_networks(self, args):
         self.roles = RoleNetwork(self.trajectory_input_dim, args.traj_embed_dim, args.role_embed_dim)
         self.role_hidden = None

@@ -48,6 +48,9 @@ class IntrinsicTerm(nn.Module):
     name = ""
     log_name = ""
     keys: dict = {}  # config key -> r3dm_epymarl.config.Key (type, default, range, doc) this term reads
+    # What else it reads (intrinsic/contract.py): unroll outputs ("z", extras keys such as "hidden"),
+    # "agent.<method>", "args.<key>" outside `keys`; checked against the controller before Sacred starts.
+    needs: tuple = ()
 
     def __init__(self, args, obs_dim: int):
         super().__init__()

@@ -49,6 +49,7 @@ class ObsPredictor(nn.Module):
 
 
 class CDSReward(IntrinsicTerm):
+    needs = ("hidden", "args.hidden_dim")  # the CDS agent's GRU states h_t and their width
     name = "cds"
     log_name = "r_int_cds"
     keys = {  # defaults: the published values (config_overrides/algs/cds.yaml comments each)

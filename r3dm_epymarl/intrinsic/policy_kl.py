@@ -21,6 +21,7 @@ BETA1 = Key(float, "beta1: temperature of the agent's own policy; role-model wei
 class PolicyKLReward(IntrinsicTerm):
     name = "policy_kl"
     log_name = "r_int_policy"
+    needs = ("z", "agent.unroll_role_swapped")  # each agent re-evaluated under its teammates' roles
     keys = {
         "r3dm_beta1": BETA1,
         "r3dm_beta2": Key(float, "beta2: weight of the policy term", minimum=0.0, default=1.0),

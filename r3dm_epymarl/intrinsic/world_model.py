@@ -83,6 +83,7 @@ def imagination_steps(obs_valid: th.Tensor, start_mask: th.Tensor, k: int) -> tu
 
 
 class WorldModelReward(IntrinsicTerm):
+    needs = ("z", "args.role_embed_dim")  # the role-conditioned model reads z_t
     name = "world_model"
     log_name = "r_int_world_model"
 

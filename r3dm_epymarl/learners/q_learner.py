@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import StepLR
 from r3dm_epymarl.config import Key, validate
 from r3dm_epymarl.errors import ConfigError, TrainingDiverged, for_sacred
 from r3dm_epymarl.intrinsic import build_terms, term_keys
+from r3dm_epymarl.intrinsic.contract import check_terms
 from r3dm_epymarl.intrinsic.base import UpdateContext
 from r3dm_epymarl.learners.divergence import DivergenceWatch
 from r3dm_epymarl.modules.optim import adam
@@ -94,6 +95,7 @@ class HookedQLearner:
         validate(args, self.schema, where=where)
         # The configured terms' own keys; a key the config lacks gets the term's declared default.
         validate(args, term_keys(self.term_entries(args)), where=where, fill_defaults=True)
+        check_terms(vars(args), self.term_entries(args), where)  # what each term reads, against the controller
         if not getattr(args, "state_shape", None):
             raise ConfigError("this env provides no global state (state_shape is empty) and the mixer needs "
                               "one; pick an env with a state")

@@ -17,9 +17,12 @@ def test_the_rnd_example_term_trains_and_is_logged_through_the_host_loop(tmp_pat
     pytest.importorskip("pymarlzooplus")
     proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path), "--config=r3dm", "--env-config=gymma",
                "with", *short_run("r3dm"), "t_max=900", 'intrinsic_terms=["rnd_term:RNDReward"]',
-               "seed=3", env={"PYTHONPATH": str(EXAMPLES)})
+               "seed=3", "rnd_hidden=48", env={"PYTHONPATH": str(EXAMPLES)})
     run_ok(proc)
     (run_dir,) = sacred_runs(tmp_path)
+    # The term's own keys from the command line, no YAML copied (issue #39): the given one, and the default.
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["rnd_hidden"], config["rnd_lr"], config["name"]) == (48, 0.001, "r3dm")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     losses = metrics["loss_rnd"]["values"]
     rewards = metrics["r_int_rnd_mean"]["values"]
@@ -35,3 +38,12 @@ def test_a_bad_import_path_is_one_line_before_training(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "intrinsic_terms" in proc.stderr and "cannot be imported" in proc.stderr, proc.stderr[-2000:]
     assert not sacred_runs(tmp_path) if (tmp_path / "results").exists() else True
+
+
+def test_a_term_the_controller_cannot_feed_is_refused_before_sacred_starts(tmp_path):
+    """Issue #39 item 2: CDS's term reads the CDS agent's hidden states, which the role MAC has not."""
+    proc = cli("run", "--host", "pymarlzooplus", "--base-dir", str(tmp_path), "--config=r3dm", "--env-config=smax",
+               "with", "env_args.map_name=3m", 'intrinsic_terms=["cds"]')
+    assert proc.returncode != 0
+    assert "intrinsic term 'cds' needs hidden" in proc.stderr and "Traceback" not in proc.stderr
+    assert not sacred_runs(tmp_path), "no Sacred run was started"

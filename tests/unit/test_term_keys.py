@@ -60,3 +60,30 @@ def test_a_term_of_ones_own_by_import_path_and_one_line_errors():
     with pytest.raises(ConfigError, match="must be a list"):
         term_keys("policy_kl")
     assert sorted(TERMS) == ["cds", "policy_kl", "world_model"]
+
+
+# --- what a term reads, against what the controller provides (issue #39 item 2) -------------------
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS.values() if a.schema], ids=lambda a: a.name)
+def test_every_shipped_algorithm_provides_what_its_terms_need(algorithm):
+    from r3dm_epymarl.intrinsic.contract import check_terms
+
+    config = yaml.safe_load(algorithm.yaml_path.read_text())
+    config.setdefault("hidden_dim", 64)  # a host default.yaml key
+    check_terms(config, config.get("intrinsic_terms"), where=f"--config={algorithm.name}")
+
+
+def test_a_term_under_a_controller_without_what_it_reads_is_refused_in_one_line():
+    from r3dm_epymarl.intrinsic.contract import check_terms
+
+    r3dm = yaml.safe_load(ALGORITHMS["r3dm"].yaml_path.read_text())
+    with pytest.raises(ConfigError) as refused:
+        check_terms({**r3dm, "hidden_dim": 64}, ["cds"], where="--config=r3dm")
+    assert str(refused.value) == (
+        "--config=r3dm: intrinsic term 'cds' needs hidden (mac role_mac with agent role_rnn provides "
+        "trajectory_hidden, z): use it under an algorithm whose controller provides these (docs/EXTENDING.md, "
+        "'What a term reads')")
+    cds = yaml.safe_load(ALGORITHMS["cds"].yaml_path.read_text())
+    with pytest.raises(ConfigError, match=r"intrinsic term 'policy_kl' needs z .*; agent.unroll_role_swapped "
+                                          r"\(agent cds_rnn has no unroll_role_swapped\)"):
+        check_terms(cds, ["policy_kl"], where="--config=cds")
+

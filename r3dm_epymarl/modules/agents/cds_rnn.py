@@ -10,6 +10,8 @@ from r3dm_epymarl.modules.recurrent import unroll_cell
 
 
 class CDSRNNAgent(nn.Module):
+    unroll_outputs = ("hidden", "q_local")  # unroll()'s extras, for the intrinsic terms' needs
+
     def __init__(self, input_shape: int, args):
         super().__init__()
         self.n_agents, self.hidden_dim = args.n_agents, args.hidden_dim
