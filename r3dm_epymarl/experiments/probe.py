@@ -14,8 +14,8 @@ CIs from a bootstrap over held-out episodes (experiments/probe_fit.py says how).
 that start an episode alike (close first observations) get different role clusters, and how often
 their actions then differ.
 
-Written under --out: per checkpoint a JSON of its numbers and an .npz of its roll-out (reused by a later
-call with the same checkpoint, episodes and seed); probe.csv (one row per checkpoint, horizon and
+Written under --out: per checkpoint a JSON of its numbers, an .npz of its roll-out and its analysis (both
+reused by a later call with the same checkpoint, episodes, seed and options); probe.csv (one row per checkpoint, horizon and
 measure), probe.txt (the table, and for checkpoints of two algorithms at the same map, step and seed,
 their differences with CIs, then over seeds) and probe.png.
 """
@@ -249,6 +249,31 @@ def load_rollout(source, out: Path, args) -> dict:
         return {name: saved[name] for name in saved.files}
 
 
+ANALYSIS_VERSION = 2  # bump when analyse() computes something else: older cached analyses are not reused
+
+
+def cached_analysis(source, out: Path, args) -> dict:
+    """analyse() of the checkpoint's roll-out, from an earlier call with the same roll-out and options
+    when there is one (the fits take minutes; a report over more checkpoints redoes only the new ones)."""
+    import hashlib
+    import pickle
+
+    rollout = _rollout_file(out, source, args)
+    options = [ANALYSIS_VERSION, args.horizons, args.held_out, args.hidden, args.reps, args.alike_quantile]
+    key = hashlib.sha1(json.dumps([rollout.name, options]).encode()).hexdigest()[:16]
+    cached = out / "analyses" / f"{key}.pkl"
+    if cached.is_file() and rollout.is_file():
+        with open(cached, "rb") as handle:
+            return pickle.load(handle)
+    result = analyse(load_rollout(source, out, args), args)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(cached.stem + ".part")
+    with open(partial, "wb") as handle:
+        pickle.dump(result, handle)
+    partial.replace(cached)
+    return result
+
+
 # --- output ------------------------------------------------------------------------------------------
 def _fmt(estimate) -> str:
     return f"{estimate.value:+.3f} [{estimate.lo:+.3f}, {estimate.hi:+.3f}]"
@@ -396,8 +421,7 @@ def main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for source in sources.values():
-        data = load_rollout(source, out, args)
-        result = analyse(data, args)
+        result = cached_analysis(source, out, args)
         results.append(result)
         name = f"{result['algorithm']}_{result['map']}_seed{result['run_seed']}_t{result['t_env']}"
         (out / f"{name}.json").write_text(json.dumps(_jsonable(result), indent=1))

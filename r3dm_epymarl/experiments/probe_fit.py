@@ -2,7 +2,7 @@
 
 A sample is one agent at one step t of one episode, with
 - h: what the agent has just seen (its observation o_t and previous action a_{t-1}, the features the
-  agent network itself reads, or a window of them), the same features for every algorithm;
+  agent network itself reads), the same features for every algorithm;
 - z: its role embedding z_t; e: its trajectory embedding e_t (the role network's summary of its whole
   history, from which z_t is computed);
 - the future: its next k actions a_t .. a_{t+k-1} and next k observations o_{t+1} .. o_{t+k}.
@@ -10,10 +10,10 @@ A sample is one agent at one step t of one episode, with
 For each input set, (h), (h, z) and (h, e), a fresh MLP of the same size is fit from scratch on the
 training episodes (early stopping on a share of them) and scored on held-out episodes: cross-entropy in
 nats per predicted action; for observations (standardised per dimension on the training episodes) the
-mean squared error and the nats per predicted step under a Gaussian whose per-dimension variance is the
-predictor's residual variance on its validation episodes. The role's gain is score(h) - score(h, z) in
-nats (> 0: the role says more about the future than what the agent has just seen), and for observations
-also MSE(h, z) / MSE(h) (< 1: the role helps). z is a function of the whole history, so the gain
+mean squared error. The role's gain is CE(h) - CE(h, z) in nats (> 0: the role says more about the
+future than what the agent has just seen); for observations MSE(h, z) / MSE(h) (< 1: the role helps),
+also given as nats per predicted step under each predictor's maximum-likelihood isotropic Gaussian on
+the held-out episodes, (O / 2) log(MSE(h) / MSE(h, z)) for O observation dimensions. z is a function of the whole history, so the gain
 estimates I(z; future | h) from below, as far as the predictors fit. e gives the reference: how much
 of the history's predictive information the role keeps. 95% CIs: a bootstrap over held-out episodes.
 """
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 INPUT_SETS = {"h": ("h",), "hz": ("h", "z"), "he": ("h", "e")}
-VARIANCE_FLOOR = 1e-2  # of a standardised observation dimension: no dimension is claimed known to better than a tenth of its spread
 
 
 @dataclass
@@ -159,14 +158,19 @@ def _cross_entropy(logits: np.ndarray, actions: np.ndarray, n_actions: int) -> n
     return (log_norm - chosen).mean(1)
 
 
-def _gaussian_scores(pred: np.ndarray, target: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """([S] squared error, [S] Gaussian nats), each per predicted step (mean over the k steps). The
-    variance of each (step, dimension) is the residual variance on the validation rows (not fitted, so
-    an overfit predictor is not credited with a small variance), floored."""
-    residual = pred.reshape(target.shape) - target  # [S, k, O]
-    variance = np.maximum((residual[val] ** 2).mean(0), VARIANCE_FLOOR)  # [k, O]
-    nats = 0.5 * (np.log(2 * np.pi * variance) + residual ** 2 / variance)
-    return (residual ** 2).sum(-1).mean(1), nats.sum(-1).mean(1)
+def _squared_error(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """[S] squared error summed over the (standardised) dimensions, mean over the k steps."""
+    return ((pred.reshape(target.shape) - target) ** 2).sum(-1).mean(1)
+
+
+def gaussian_gain(ratio: Estimate, dims: int) -> Estimate:
+    """The MSE ratio as nats per predicted step under the maximum-likelihood isotropic Gaussian of each
+    predictor on the held-out rows: (dims / 2) * log(MSE(h) / MSE(h, r)). (Variances fitted on other
+    episodes than those scored were tried first: a few nearly constant dimensions, predicted to 1e-2 on
+    the validation episodes and off by a unit on a held-out one, then set the sign of the gain.)"""
+    to_nats = lambda r: 0.5 * dims * np.log(1.0 / np.asarray(r))  # noqa: E731  decreasing in r
+    return Estimate(float(to_nats(ratio.value)), float(to_nats(ratio.hi)), float(to_nats(ratio.lo)),
+                    to_nats(ratio.replicates))
 
 
 def _bootstrap(numerator: np.ndarray, denominator: np.ndarray, episodes: np.ndarray, reps: int,
@@ -198,13 +202,13 @@ def role_gains(samples: Samples, options: FitOptions | None = None) -> dict:
     obs_mean, obs_scale = _standardiser(samples.obs[train].reshape(-1, samples.obs.shape[-1]))
     obs = ((samples.obs - obs_mean) / obs_scale).astype(np.float32)  # [S, k, O]
 
-    ce, se, gauss = {}, {}, {}
+    ce, se = {}, {}
     for name in INPUT_SETS:
         x = samples.inputs(name)
         logits, _ = fit_and_score(x, samples.actions, "actions", train, samples.episode, samples.n_actions, options)
         ce[name] = _cross_entropy(logits, samples.actions, samples.n_actions)
-        pred, val = fit_and_score(x, obs, "obs", train, samples.episode, samples.n_actions, options)
-        se[name], gauss[name] = _gaussian_scores(pred, obs, val)
+        pred, _ = fit_and_score(x, obs, "obs", train, samples.episode, samples.n_actions, options)
+        se[name] = _squared_error(pred, obs)
 
     boot = lambda num, den: _bootstrap(num, den, episodes, options.reps, np.random.default_rng(options.seed + 1))  # noqa: E731
     result = {
@@ -216,8 +220,8 @@ def role_gains(samples: Samples, options: FitOptions | None = None) -> dict:
     for role in ("z", "e"):
         hr = "h" + role
         result["actions"][f"gain_{role}"] = boot(ce["h"][held_out] - ce[hr][held_out], ones)
-        result["obs"][f"gain_{role}"] = boot(gauss["h"][held_out] - gauss[hr][held_out], ones)
         result["obs"][f"mse_ratio_{role}"] = boot(se[hr][held_out], se["h"][held_out])
+        result["obs"][f"gain_{role}"] = gaussian_gain(result["obs"][f"mse_ratio_{role}"], obs.shape[-1])
     return result
 
 

@@ -88,6 +88,7 @@ def test_probe_two_checkpoints_of_a_smax_run_on_the_same_episodes(tmp_path):
     run_ok(again)
     assert "rolling out" not in again.stderr
     assert (out / "probe.txt").read_text() == text
+    assert len(list((out / "analyses").glob("*.pkl"))) == 2, "each checkpoint's analysis kept for the next call"
 
 
 def test_probe_refuses_bad_input_in_one_line(tmp_path):
