@@ -4,7 +4,9 @@ Importing this package imports no host module and no torch: `register()` does th
 so `r3dm-epymarl --help` and the entry point stay cheap and work before a host is installed.
 """
 
-__version__ = "0.1.0"
+from r3dm_epymarl.version import version as _version
+
+__version__ = _version()  # setup.cfg declares it; read from the installed metadata
 
 
 def register(host=None):

@@ -8,7 +8,7 @@ import importlib
 import sys
 import warnings
 
-from r3dm_epymarl import __version__
+from r3dm_epymarl.version import version
 from r3dm_epymarl.errors import UserError
 
 RUN_EXAMPLE = ("r3dm-epymarl run --config=r3dm_qmix --env-config=gymma "
@@ -18,7 +18,7 @@ RUN_EXAMPLE = ("r3dm-epymarl run --config=r3dm_qmix --env-config=gymma "
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="r3dm-epymarl", description="R3DM, ACORM and CDS for EPyMARL and PyMARLzoo+.")
-    parser.add_argument("--version", action="version", version=f"r3dm-epymarl {__version__}")
+    parser.add_argument("--version", action="version", version=f"r3dm-epymarl {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train or evaluate through a host, plug-in registered",

@@ -331,7 +331,7 @@ class RunHooks:
             f"{'' if with_buffer else f', no buffer: {CHECKPOINT_BUFFER}=0'}), {time.perf_counter() - start:.1f} s")
 
     def _manifest(self, ns: dict, notes: dict) -> dict:
-        from r3dm_epymarl import __version__
+        from r3dm_epymarl.version import version
         from r3dm_epymarl.presets import map_name
 
         args, runner = ns["args"], ns["runner"]
@@ -339,7 +339,7 @@ class RunHooks:
         exact = not state.inexact_parts(notes)
         return {"t_env": runner.t_env, "episode": ns["episode"], "seed": getattr(args, "seed", None),
                 "algorithm": getattr(args, "name", None), "map": map_name(config), "host": self.host_name,
-                "plugin_version": __version__, "exact": exact, "notes": notes,
+                "plugin_version": version(), "exact": exact, "notes": notes,
                 "sacred": _sacred_run(ns["logger"]), "wandb": wandb_runs.run_record(ns["logger"]),
                 "resumed_from": self.resumed_from,
                 "argv": sys.argv[1:], "cwd": os.getcwd(), "config": config}

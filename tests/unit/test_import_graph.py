@@ -47,7 +47,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             # the deepest package module the target names: r3dm_epymarl.a.b.func -> r3dm_epymarl.a.b
             while target and target not in known:
                 target = target.rpartition(".")[0]
-            if target and target != name and target != PACKAGE:
+            if target and target != name:  # the package root too: nothing may import back up to it
                 found.add(target)
     return found
 
