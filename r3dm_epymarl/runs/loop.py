@@ -48,8 +48,6 @@ HOOKS_NAME = "__r3dm_epymarl_run_hooks__"
 RESUMED_FROM = "resumed_from.json"  # in a resumed run's Sacred folder: the run and step it continues
 ORIGINAL_NAME = "__r3dm_epymarl_host_run_sequential__"
 
-# Fault injection for the tests (a real SIGKILL at a chosen step): kill at the end of the first
-# iteration with t_env >= N, or inside the first save at t_env >= N, after run_state, before the manifest.
 # Options of the hooked loop that are not Sacred config keys (a key the host's config lacks is refused
 # by Sacred as "added new config entry"): set in the environment; `demo` and `compare` set them.
 TEST_AT_END = "R3DM_EPYMARL_TEST_AT_END"  # "1": one more test phase at the final t_env if the last was earlier
@@ -57,11 +55,6 @@ CHECKPOINT_BUFFER = "R3DM_EPYMARL_CHECKPOINT_BUFFER"  # "0": checkpoints leave o
 # How many of a run's newest checkpoints keep their run state (buffer, RNG; ~1 GB for a full SMAX buffer);
 # older ones keep their models only (for `roles`, evaluation), their manifest says so. Default 2.
 KEEP_RUN_STATES = "R3DM_EPYMARL_KEEP_RUN_STATES"
-KILL_AT_T = "R3DM_EPYMARL_KILL_AT_T"
-KILL_IN_SAVE_AT_T = "R3DM_EPYMARL_KILL_IN_SAVE_AT_T"
-# Wait (up to 5 min) at the end of the first iteration with t_env >= N until a stop signal arrives, so a
-# test's signal lands mid-run however fast the machine is; the loop says "waiting for a signal at t_env N".
-WAIT_AT_T = "R3DM_EPYMARL_WAIT_AT_T"
 
 
 def _say(message: str) -> None:
@@ -177,7 +170,6 @@ class RunHooks:
         self.selected: tuple[Path, dict] | None = None  # (checkpoint folder, its verified manifest)
         self.changes: dict = {}  # training keys set otherwise than in the selected checkpoint
         self.progress: Progress | None = None
-        self._waited = False  # WAIT_AT_T waits once
         self.diverged = LoggedStatsWatch()  # NaN / inf among the learner's logged statistics
         self._built: dict | None = None  # the loop's locals at `restore`
         self._last_checkpoint_bytes: tuple | None = None  # (bytes, episodes in the buffer) of the last checkpoint
@@ -299,28 +291,14 @@ class RunHooks:
         if saved_now:
             self._save(ns, Path(ns["save_path"]))
         STOP.t_env = runner.t_env
-        wait_at = os.environ.get(WAIT_AT_T)
-        if wait_at and runner.t_env >= int(wait_at) and not self._waited:
-            self._waited = True
-            ns["logger"].console_logger.info(f"waiting for a signal at t_env {runner.t_env}")
-            deadline = time.monotonic() + 300
-            while STOP.signum is None and time.monotonic() < deadline:
-                time.sleep(0.05)
         if STOP.signum is not None:
             self._stop(ns)
-        kill_at = os.environ.get(KILL_AT_T)
-        if kill_at and runner.t_env >= int(kill_at):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def _save(self, ns: dict, folder: Path) -> None:
-        runner = ns["runner"]
         start = time.perf_counter()
         with_buffer = os.environ.get(CHECKPOINT_BUFFER, "1") != "0"
         run_state, notes = state.capture(ns, with_buffer=with_buffer)
         entry = checkpoints.save_state(folder / checkpoints.RUN_STATE, run_state)
-        kill_in_save = os.environ.get(KILL_IN_SAVE_AT_T)
-        if kill_in_save and runner.t_env >= int(kill_in_save):
-            os.kill(os.getpid(), signal.SIGKILL)
         checkpoints.write_manifest(folder, self._manifest(ns, notes), known={checkpoints.RUN_STATE: entry})
         checkpoints.prune_run_states(folder.parent, keep=int(os.environ.get(KEEP_RUN_STATES, "2")))
         STOP.checkpoint = str(folder.parent.resolve())

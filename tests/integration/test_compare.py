@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from r3dm_epymarl.runs.loop import WAIT_AT_T
+from tests.faults import faults
 from tests.helpers import LBF_KEY, assert_real_png, cli, run_ok
 from tests.signals import alive, command_in, start_cli, wait_for
 
@@ -80,12 +80,11 @@ def test_a_cell_killed_mid_run_continues_from_its_checkpoint(zoo_available, tmp_
     (its t_env does not restart at 0), and the report stitches the two Sacred runs into one curve."""
     import json
 
-    from r3dm_epymarl.runs.loop import KILL_AT_T
 
     out = tmp_path / "grid"
     args = ["--algorithms", "r3dm_qmix", "--seeds", "1", "--maps", LBF_KEY, "--checkpoint-interval", "100"]
     killed = cli("compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), *args,
-                 "--with", *TINY, env={KILL_AT_T: "260", "R3DM_EPYMARL_PROGRESS_SECONDS": "1"}, timeout=900)
+                 "--with", *TINY, env={**faults(KILL_AT_T=260), "R3DM_EPYMARL_PROGRESS_SECONDS": "1"}, timeout=900)
     assert killed.returncode == 1 and "FAILED (exit -9)" in killed.stdout, killed.stdout
     assert "compare: 0/1 done, 1 running, 0 failed" in killed.stdout  # the grid's status line
     again = _compare(out, *args)
@@ -125,7 +124,7 @@ def test_a_stopped_compare_stops_its_cell_and_the_same_command_continues_it(zoo_
             "r3dm_qmix", "--seeds", "1", "--maps", LBF_KEY, "--checkpoint-interval", "100", "--with", *TINY]
     # The cell waits at the end of an iteration between its second test phase and its third (t_env >= 200),
     # so the signal lands mid-run however fast or loaded the machine is.
-    compare = start_cli(*args, folder=tmp_path / "cli", new_session=True, env={WAIT_AT_T: "200"})
+    compare = start_cli(*args, folder=tmp_path / "cli", new_session=True, env=faults(WAIT_AT_T=200))
     cell = out / safe_name(LBF_KEY) / "r3dm_qmix" / "seed1"
     wait_for(cell / "cell.log", r"waiting for a signal at t_env \d+", compare.proc)
     cell_pid = int(re.search(r"pid (\d+)", (cell / "cell.lock").read_text())[1])

@@ -15,7 +15,7 @@ import pytest
 
 from r3dm_epymarl.registry import ALGORITHMS
 from r3dm_epymarl.runs.checkpoints import MANIFEST, RUN_STATE, read_manifest, step_folders
-from r3dm_epymarl.runs.loop import KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T
+from tests.faults import faults
 from tests.helpers import cli, run_ok
 from tests.signals import command_in, start_cli, wait_for
 
@@ -81,7 +81,7 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_sigkill_between_checkpoints_then_resume_is_the_same_run(algorithm, tmp_path, uninterrupted):
     ref_base, reference = uninterrupted(algorithm)
-    killed = cli(*_argv(algorithm, tmp_path), env={KILL_AT_T: "600"})
+    killed = cli(*_argv(algorithm, tmp_path), env=faults(KILL_AT_T=600))
     assert killed.returncode == -9, f"expected SIGKILL, got exit {killed.returncode}\n{killed.stderr[-2000:]}"
     models = _models(tmp_path)
     saved = [int(f.name) for f in step_folders(models)]
@@ -103,7 +103,7 @@ def test_sigkill_between_checkpoints_then_resume_is_the_same_run(algorithm, tmp_
 def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_usable(tmp_path, uninterrupted):
     algorithm = "r3dm"
     _, reference = uninterrupted(algorithm)
-    killed = cli(*_argv(algorithm, tmp_path), env={KILL_IN_SAVE_AT_T: "400"})
+    killed = cli(*_argv(algorithm, tmp_path), env=faults(KILL_IN_SAVE_AT_T=400))
     assert killed.returncode == -9
     models = _models(tmp_path)
     newest, previous = step_folders(models)[:2]
@@ -145,7 +145,7 @@ def _stopped(tmp_path: Path, algorithm: str, signum: int):
     (exit code, stdout, stderr) after it stopped."""
     # The loop waits at the end of an iteration between the second test phase and the third (t_env >= 500),
     # so the signal lands mid-run however fast or loaded the machine is.
-    run = start_cli(*_argv(algorithm, tmp_path), folder=tmp_path / "cli", env={WAIT_AT_T: "500"})
+    run = start_cli(*_argv(algorithm, tmp_path), folder=tmp_path / "cli", env=faults(WAIT_AT_T=500))
     wait_for(run.stderr, r"waiting for a signal at t_env \d+", run.proc)
     run.proc.send_signal(signum)
     code = run.wait(timeout=300)

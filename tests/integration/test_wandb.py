@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from r3dm_epymarl.runs.loop import WAIT_AT_T
+from tests.faults import faults
 from tests.helpers import LBF_KEY, run_ok
 from tests.signals import command_in, start_cli, wait_for
 
@@ -69,7 +69,7 @@ def test_a_stopped_run_finishes_its_wandb_run_and_the_resumed_run_continues_it(t
     env = {"WANDB_DIR": str(tmp_path), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     argv = ["run", "--epymarl", EPYMARL_PATH, "--base-dir", str(tmp_path), "--config=acorm", "--env-config=gymma",
             "with", *RUN, "pretrain_encoder_steps=2", "pretrain_contrastive_steps=2"]
-    run = start_cli(*argv, folder=tmp_path / "cli", env={**env, WAIT_AT_T: "300"})
+    run = start_cli(*argv, folder=tmp_path / "cli", env={**env, **faults(WAIT_AT_T=300)})
     wait_for(run.stderr, r"waiting for a signal at t_env \d+", run.proc)
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait(timeout=300) == 143

@@ -44,3 +44,13 @@ def test_no_test_imports_from_conftest():
                  if any(isinstance(n, ast.ImportFrom) and (n.module or "").endswith("conftest")
                         for n in ast.walk(ast.parse(p.read_text())))]
     assert offenders == [], f"import shared helpers from tests.helpers, not conftest: {offenders}"
+
+
+def test_fault_injection_lives_with_the_tests_not_in_the_package():
+    """Issue #39: the kill and wait switches are a test-only hook (tests/fault_injection), never read by
+    the production loop."""
+    package = Path(__file__).resolve().parents[2] / "r3dm_epymarl"
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        for switch in ("R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T"):
+            assert switch not in text, f"{path} reads {switch}"
