@@ -232,13 +232,13 @@ def _run_in_folder(folder: Path) -> Path | None:
     """The Sacred run of a folder holding results/sacred/<name>/<map>/<id>/ (a compare cell, a run's
     --base-dir): the oldest run whose checkpoints are found (a resumed run saves into the folder of the
     run it continues, so the first run of a chain finds them all); None if there is no run."""
-    runs = [p.parent for p in folder.glob("results/sacred/*/*/*/config.json")]
-    runs.sort(key=lambda run: (str(_read_json(run / "run.json").get("start_time", "")), run.name))
-    for run in runs:
+    runs = [(p.parent, _read_json(p.parent / "run.json")) for p in folder.glob("results/sacred/*/*/*/config.json")]
+    runs.sort(key=lambda entry: (str(entry[1].get("start_time", "")), entry[0].name))
+    for run, run_info in runs:
         config = _read_json(run / "config.json")
-        if config.get("mac") == ROLE_MAC and _checkpoints_of_run(run, config, _read_json(run / "run.json")):
+        if config.get("mac") == ROLE_MAC and _checkpoints_of_run(run, config, run_info):
             return run
-    return runs[0] if runs else None
+    return runs[0][0] if runs else None
 
 
 def find_source(path: Path, run: Path | None = None, step: int | None = None) -> Source:
