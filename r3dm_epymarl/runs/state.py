@@ -9,6 +9,7 @@ loop's local variables as a dict (`ns`).
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 
 import numpy as np
@@ -107,19 +108,28 @@ def set_rng_state(state: dict) -> None:
 # --- the env ------------------------------------------------------------------------------------------
 
 def env_state(runner) -> tuple[dict | None, str]:
-    """(state, how): the env's random stream where it can be read. Episodes end before a checkpoint,
-    so the stream (not a mid-episode simulator state) is all the next reset depends on."""
+    """(state, how): what the env's next reset depends on, where it can be read. Episodes end before a
+    checkpoint, so no mid-episode simulator state is needed; but a reset may depend on more than the
+    random stream (LBF places each agent away from where the previous episode left the others), so a
+    gymnasium env's attributes are kept with its generator."""
     env = getattr(runner, "env", None)
     if env is None:
         return None, "not restored: the parallel runner's envs live in subprocesses and restart from the seed"
-    if hasattr(env, "get_rng_state"):  # the plug-in's SMAX env: its JAX key chain
+    if hasattr(env, "get_rng_state"):  # the plug-in's SMAX env: its JAX key chain (a reset reads nothing else)
         return {"kind": "own", "state": env.get_rng_state()}, "restored (env key stream)"
     inner = getattr(getattr(env, "_env", None), "unwrapped", None)  # gymnasium envs behind gymma
     generator = getattr(inner, "_np_random", None)
-    if generator is not None:
-        return {"kind": "gymnasium", "state": copy.deepcopy(generator.bit_generator.state)}, \
-            "restored (gymnasium np_random)"
-    return None, f"not restored: {type(env).__name__} exposes no random state (StarCraft II keeps its own)"
+    if generator is None:
+        return None, f"not restored: {type(env).__name__} exposes no random state (StarCraft II keeps its own)"
+    attrs = {k: v for k, v in vars(inner).items() if k != "_np_random"}
+    try:
+        attrs = pickle.loads(pickle.dumps(attrs))  # a copy the live env cannot change, and a savable one
+    except Exception as exc:  # noqa: BLE001 - whatever the env holds that pickle cannot take
+        return ({"kind": "gymnasium", "state": copy.deepcopy(generator.bit_generator.state), "attrs": None},
+                f"partly restored: the gymnasium np_random only; {type(inner).__name__} holds state that cannot "
+                f"be saved ({type(exc).__name__}: {str(exc)[:80]}), so its next reset may differ")
+    return ({"kind": "gymnasium", "state": copy.deepcopy(generator.bit_generator.state), "attrs": attrs},
+            "restored (gymnasium env: np_random and attributes)")
 
 
 def set_env_state(runner, saved: dict | None) -> None:
@@ -127,8 +137,12 @@ def set_env_state(runner, saved: dict | None) -> None:
         return
     if saved["kind"] == "own":
         runner.env.set_rng_state(saved["state"])
-    else:
-        runner.env._env.unwrapped._np_random.bit_generator.state = saved["state"]
+        return
+    inner = runner.env._env.unwrapped
+    if saved.get("attrs") is not None:
+        for name, value in pickle.loads(pickle.dumps(saved["attrs"])).items():  # a copy: restorable again
+            setattr(inner, name, value)
+    inner._np_random.bit_generator.state = saved["state"]
 
 
 # --- the replay buffer --------------------------------------------------------------------------------
