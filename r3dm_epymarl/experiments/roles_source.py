@@ -228,17 +228,22 @@ def check_has_roles(run_dir: Path, config: dict) -> None:
         raise UserError(f"run {run_dir} has no 'role_clusters' in its config.json: not an ACORM/R3DM run")
 
 
-def _run_in_folder(folder: Path) -> Path | None:
+def _run_in_folder(folder: Path) -> tuple[Path | None, dict[int, Path]]:
     """The Sacred run of a folder holding results/sacred/<name>/<map>/<id>/ (a compare cell, a run's
-    --base-dir): the oldest run whose checkpoints are found (a resumed run saves into the folder of the
-    run it continues, so the first run of a chain finds them all); None if there is no run."""
+    --base-dir), and the checkpoints of its whole chain: a cell stopped and continued has one run per
+    attempt, each naming in its manifests only the checkpoints it saved, so they are gathered run by run
+    (a later run's checkpoint of a step wins). The run is the oldest role run with checkpoints (the
+    runs of a chain share their config); (first run or None, {}) when none has any."""
     runs = [(p.parent, _read_json(p.parent / "run.json")) for p in folder.glob("results/sacred/*/*/*/config.json")]
     runs.sort(key=lambda entry: (str(entry[1].get("start_time", "")), entry[0].name))
+    first, steps = None, {}
     for run, run_info in runs:
         config = _read_json(run / "config.json")
-        if config.get("mac") == ROLE_MAC and _checkpoints_of_run(run, config, run_info):
-            return run
-    return runs[0][0] if runs else None
+        found = _checkpoints_of_run(run, config, run_info) if config.get("mac") == ROLE_MAC else {}
+        if found:
+            first = first or run
+            steps.update(found)
+    return (first, steps) if first else (runs[0][0] if runs else None, {})
 
 
 def find_source(path: Path, run: Path | None = None, step: int | None = None) -> Source:
@@ -250,12 +255,14 @@ def find_source(path: Path, run: Path | None = None, step: int | None = None) ->
     if run_dir is not None and not _is_run(run_dir):
         raise UserError(f"--run {run_dir} is not a Sacred run folder (no config.json): pass {RUN_HINT}")
 
+    chain = {}
     if not _is_run(path) and not _is_step_dir(path) and not _step_dirs(path):
-        path = _run_in_folder(path) or path  # a compare cell (or a --base-dir): the Sacred run inside
+        inside, chain = _run_in_folder(path)  # a compare cell (or a --base-dir): the Sacred run(s) inside
+        path = inside or path
     if _is_run(path):
         if run_dir is not None and run_dir != path:
             raise UserError(f"{path} is a Sacred run itself; drop --run, or pass the checkpoint folder as PATH")
-        run_dir, steps = path, None
+        run_dir, steps = path, chain or None
     elif _is_step_dir(path):
         steps = {int(path.name): path}
         if step is not None and step != int(path.name):

@@ -166,6 +166,16 @@ def test_a_compare_cell_folder_leads_to_its_run(tmp_path, monkeypatch):
     source = find_source(cell)
     assert (source.run_dir, source.t_env) == (run, 300)
     assert find_source(cell, step=120).t_env == 100
+    # A later run of the chain that saved checkpoints of its own (a cell continued after a stop): its
+    # steps are the cell's too, not only the first run's (a probe at 50k once got the stop's 5k).
+    for t_env in (400, 500):
+        (later / "models" / str(t_env)).mkdir(parents=True)
+        for name in ("agent.th", "roles.th"):
+            (later / "models" / str(t_env) / name).write_bytes(b"")
+    assert find_source(cell).t_env == 500
+    assert find_source(cell, step=420).step_dir == later / "models" / "400"
+    assert find_source(cell, step=120).t_env == 100
+    assert find_source(run).t_env == 300, "a Sacred run folder given as PATH: its own checkpoints"
 
 
 def test_a_checkpoint_manifest_names_its_run_without_guessing(tmp_path, monkeypatch):
