@@ -163,18 +163,18 @@ def with_term_keys(host_argv: list[str], found: dict[str, Path], declared: dict,
     return [f"--config={alg_yaml.with_suffix('')}" if arg.startswith("--config=") else arg for arg in host_argv]
 
 
-def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
-           base_dir: str | None = None) -> None:
+def check_command(argv: list[str], host, base_dir: str | None = None, say=None) -> tuple[list[str], dict, str | None]:
+    """Every check of a run's command that needs no training: (the host's argv, with configs resolved and
+    term keys and preset added; the merged config; the Mongo URL). Bad input raises UserError, one line.
+    `say` gets the lines a run prints about its config (its preset); None: stderr. `compare` calls it for
+    its cells before any of them starts (before a Slurm job is queued)."""
     from r3dm_epymarl.experiments import observers
-    from r3dm_epymarl.hosts import EPYMARL, get_host
-    from r3dm_epymarl.registry import register
-    from r3dm_epymarl.runs.loop import install_host_loop
+    from r3dm_epymarl.hosts import EPYMARL
 
-    user_argv = list(argv)
+    say = say or (lambda line: print(line, file=sys.stderr))
     argv, mongo_url = observers.pop_mongo_url(argv)
     observers.check_mongo_url(mongo_url)
     check_updates(argv)
-    host = get_host(host_name, epymarl_path)
     host_argv, found = resolve_configs(host, argv)
     if found["--env-config"].stem == "sc2v2":
         from r3dm_epymarl.envs.sc2v2 import check_sc2v2
@@ -186,15 +186,28 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     host_argv, preset = with_presets(host_argv, config)
     if preset:
         config.update(preset)
-        print(f"r3dm-epymarl: {config['name']} preset for {map_name(config)}: "
-              + " ".join(f"{k}={v}" for k, v in preset.items()), file=sys.stderr)
+        say(f"r3dm-epymarl: {config['name']} preset for {map_name(config)}: "
+            + " ".join(f"{k}={v}" for k, v in preset.items()))
     elif note := renamed_without_preset(config, cli_keys(host_argv)):
-        print(note, file=sys.stderr)
+        say(note)
     # EPyMARL runs in base_dir (a relative checkpoint_path is read from there), PyMARLzoo+ here.
     preflight(config, host.name, cwd=base_dir if base_dir and host.name == EPYMARL else None)
     static_tests.check(config)
     # after preflight: a key it explains (common_reward) says why
     check_known_keys(declared, [*updates, *preset], found["--config"].stem)
+    return host_argv, config, mongo_url
+
+
+def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
+           base_dir: str | None = None) -> None:
+    from r3dm_epymarl.experiments import observers
+    from r3dm_epymarl.hosts import EPYMARL, get_host
+    from r3dm_epymarl.registry import register
+    from r3dm_epymarl.runs.loop import install_host_loop
+
+    user_argv = list(argv)
+    host = get_host(host_name, epymarl_path)
+    host_argv, config, mongo_url = check_command(argv, host, base_dir)
     # a resumed run logs on into its W&B run (EPyMARL reads a relative checkpoint_path from base_dir)
     wandb_runs.continue_run(config, cwd=base_dir if base_dir and host.name == EPYMARL else None)
     register(host)

@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent / "fault_injection"
-KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T = (
-    "R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T")
+KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T, FAIL_SEED = (
+    "R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T", "R3DM_EPYMARL_FAIL_SEED")
 
 
 def faults(**steps: int) -> dict:
-    names = {"KILL_AT_T": KILL_AT_T, "KILL_IN_SAVE_AT_T": KILL_IN_SAVE_AT_T, "WAIT_AT_T": WAIT_AT_T}
+    names = {"KILL_AT_T": KILL_AT_T, "KILL_IN_SAVE_AT_T": KILL_IN_SAVE_AT_T, "WAIT_AT_T": WAIT_AT_T,
+             "FAIL_SEED": FAIL_SEED}
     path = os.pathsep.join(p for p in (str(FOLDER), os.environ.get("PYTHONPATH", "")) if p)
     return {"PYTHONPATH": path, **{names[k]: str(v) for k, v in steps.items()}}

@@ -2,7 +2,7 @@
 print the report (tables, CSV, curves) for the grid.
 
 Cells run as separate `r3dm-epymarl run` processes, a few at a time (`--jobs`, default: one per core)
-or as tasks on a Ray cluster (`--backend ray`). Cell `OUT/<map>/<algorithm>/seed<k>/` holds the
+as tasks on a Ray cluster (`--backend ray`), or as Slurm jobs (`--backend slurm`, compare_slurm.py). Cell `OUT/<map>/<algorithm>/seed<k>/` holds the
 cell's Sacred run (results/sacred/...), models and `cell.log`. Running the same command again keeps
 the cells whose Sacred run COMPLETED and runs the rest (failed or unfinished) again.
 
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-HELP = "train algorithms x maps x seeds (process pool or Ray), then report them side by side"
+from r3dm_epymarl.experiments.cells import BUSY, Cell, cell_env, finished, resume_point, run_cell, with_resume
+
+HELP = "train algorithms x maps x seeds (process pool, Ray or Slurm), then report them side by side"
 
 # The `with` key that picks the scenario, by env config; anything else uses env_args.map_name.
 MAP_KEYS = {"gymma": "env_args.key"}
@@ -40,8 +39,9 @@ def add_arguments(parser) -> None:
                         help="the grid's folder; the report goes to DIR/report (default: ./compare_runs)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="cells at once with --backend local (default: one per core)")
-    parser.add_argument("--backend", choices=["local", "ray"], default="local",
-                        help="local process pool, or tasks on a Ray cluster (pip install r3dm-epymarl[ray])")
+    parser.add_argument("--backend", choices=["local", "ray", "slurm"], default="local",
+                        help="local process pool, tasks on a Ray cluster (pip install r3dm-epymarl[ray]), or "
+                             "Slurm jobs through submitit (pip install r3dm-epymarl[slurm]; options below)")
     parser.add_argument("--ray-address", metavar="ADDR",
                         help="an existing Ray cluster (default: start a local one); OUT must be on a file "
                              "system every node sees")
@@ -61,22 +61,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--paper", action="store_true",
                         help="overlay the published StarCraft II results in the report (see report --help)")
+    from r3dm_epymarl.experiments import compare_slurm
+
+    compare_slurm.add_arguments(parser)
 
 
 DEFAULT_TEST_SEED = 1000000  # far from the run seeds, so no test episode replays a seed's first training one
-
-
-@dataclass
-class Cell:
-    algorithm: str
-    map: str
-    seed: int
-    folder: Path
-    argv: list[str] = field(default_factory=list)  # for `python -m r3dm_epymarl`
-
-    @property
-    def label(self) -> str:
-        return f"{self.algorithm} {self.map} seed {self.seed}"
 
 
 # What every row of a grid of two or more algorithms shares, unless --with sets it (then as given) or a
@@ -204,41 +194,6 @@ def make_cells(args, protocol: dict | None = None) -> list[Cell]:
     return cells
 
 
-def finished(cell: Cell) -> bool:
-    """A Sacred run of this cell completed (a failed or killed one does not count)."""
-    for run_json in cell.folder.glob("results/sacred/*/*/*/run.json"):
-        try:
-            if json.loads(run_json.read_text()).get("status") == "COMPLETED":
-                return True
-        except (OSError, ValueError):  # a run killed while writing run.json
-            continue
-    return False
-
-
-def resume_point(cell: Cell, report=print) -> tuple[Path, int] | None:
-    """The cell's newest intact checkpoint (folder of step folders, t_env), if it has one. Newer
-    checkpoints that are half-written or corrupt are reported in one line each and skipped."""
-    from r3dm_epymarl.runs.checkpoints import MANIFEST, newest_usable
-
-    best = None
-    # A checkpoint is <checkpoint_path>/<t_env>/: EPyMARL's results/models/<run>/, PyMARLzoo+'s .../models/.
-    for models in sorted({m.parent.parent for m in cell.folder.rglob(MANIFEST)}):
-        found = newest_usable(models, report=lambda line: report(f"compare: {cell.label}: {line}"))
-        if found and (best is None or found[1]["t_env"] > best[1]):
-            best = (models, int(found[1]["t_env"]))
-    return best
-
-
-def with_resume(cell: Cell, report=print) -> list[str]:
-    """The cell's command, continued from its newest intact checkpoint where it has one."""
-    point = resume_point(cell, report)
-    if point is None:
-        return cell.argv
-    models, t_env = point
-    report(f"compare: {cell.label}: continuing from its checkpoint at t_env {t_env:,}")
-    return [*cell.argv, f"checkpoint_path={models}", f"load_step={t_env}"]
-
-
 RAY_CONNECT_SECONDS = 10.0
 
 
@@ -270,9 +225,11 @@ def check_names(args) -> None:
     """Unknown algorithm or env config names, and options that would be ignored, fail here, before any
     cell starts."""
     from r3dm_epymarl.errors import UserError
+    from r3dm_epymarl.experiments.compare_slurm import check_options
     from r3dm_epymarl.hosts import get_host
     from r3dm_epymarl.launcher import available, check_env_host, find_config
 
+    check_options(args)
     if args.backend == "ray" and args.ray_address:
         check_ray_address(args.ray_address)
     if args.ray_address and args.backend != "ray":
@@ -295,6 +252,27 @@ def check_names(args) -> None:
         raise UserError(f"--t-max {args.t_max}: env steps per cell must be at least 1")
 
 
+def check_cells(args, cells: list[Cell]) -> None:
+    """Each algorithm's command on each map checked as `run` checks it (keys and values, presets, the env
+    config), before any cell starts: a bad `--with` key is one line here rather than a failure in every
+    cell (or in every job, once it leaves Slurm's queue)."""
+    from r3dm_epymarl.errors import UserError
+    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.launcher import check_command
+
+    host = get_host(args.host, args.epymarl)
+    seen = set()
+    for cell in cells:
+        if (cell.algorithm, cell.map) in seen:
+            continue
+        seen.add((cell.algorithm, cell.map))
+        start = next(i for i, a in enumerate(cell.argv) if a.startswith("--config="))  # the host's part
+        try:
+            check_command(cell.argv[start:], host, str(cell.folder), say=lambda line: None)
+        except UserError as exc:
+            raise UserError(f"compare: {cell.algorithm} on {cell.map}: {exc}") from None
+
+
 def static_tests_lines(args) -> list[str]:
     if args.no_static_tests:
         return ["compare: --no-static-tests: each run is tested on its env's own stream of episodes"]
@@ -310,98 +288,6 @@ def protocol_env(args) -> dict:
     from r3dm_epymarl.runs.static_tests import TEST_SEED
 
     return {TEST_AT_END: "1", **({} if args.no_static_tests else {TEST_SEED: str(args.test_seed)})}
-
-
-def cell_env(threads: int, protocol: dict) -> dict:
-    """What a cell's process adds to its node's environment: cells share a machine, so each gets a
-    share of the cores instead of every one starting a thread per core; and the grid's protocol."""
-    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore", **protocol}
-
-
-def run_cell(argv: list[str], folder: str, env_updates: dict, stop_path: str | None = None) -> tuple[int, float, str]:
-    """One cell as its own process (also the body of a Ray task, so it reads the environment of the
-    node it runs on): exit code, seconds, last error line. The cell writes its progress to
-    FOLDER/progress.json for the grid's status line. A cell another process is running (a second
-    compare over the same folder, or a cell left running by a killed compare) is not started twice.
-    Once `stop_path` exists (the grid was stopped: compare_stop.py) the cell is stopped, or not started."""
-    from r3dm_epymarl.experiments.compare_stop import NOT_STARTED, stop_requested, wait_cell
-    from r3dm_epymarl.runs.progress import PROGRESS_FILE
-
-    os.makedirs(folder, exist_ok=True)
-    with CellLock(folder) as lock:
-        if not lock.held:
-            return BUSY, 0.0, f"another process is running this cell ({lock.holder}); wait for it or stop it"
-        if stop_requested(stop_path):
-            return NOT_STARTED, 0.0, "not started: the grid was stopped"
-        env = {**os.environ, **env_updates, PROGRESS_FILE: os.path.join(folder, "progress.json")}
-        if os.path.exists(env[PROGRESS_FILE]):  # a previous attempt's figures
-            os.remove(env[PROGRESS_FILE])
-        start = time.time()
-        log_path = os.path.join(folder, "cell.log")
-        with open(log_path, "a") as log:
-            log.write(f"\n$ python -m r3dm_epymarl {' '.join(argv)}\n")
-            log.flush()
-            # The cell inherits the lock: should this process be killed, the cell still holds it.
-            proc = subprocess.Popen([sys.executable, "-m", "r3dm_epymarl", *argv], cwd=folder, env=env,
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    pass_fds=lock.fds)
-            lock.note(f"pid {proc.pid}")
-            code = wait_cell(proc, stop_path)
-    return code, time.time() - start, _last_error(log_path) if code else ""
-
-
-BUSY = 75  # EX_TEMPFAIL: the cell is running elsewhere
-
-
-class CellLock:
-    """An exclusive `flock` on FOLDER/cell.lock, taken without waiting; `holder` names who has it."""
-
-    def __init__(self, folder: str):
-        self.path = os.path.join(folder, "cell.lock")
-        self.file = None
-        self.held = False
-        self.holder = ""
-
-    @property
-    def fds(self) -> tuple:
-        return (self.file.fileno(),) if self.held and self.file is not None else ()
-
-    def __enter__(self) -> CellLock:
-        try:
-            import fcntl
-        except ImportError:  # no flock on this platform: run unguarded
-            self.held = True
-            return self
-        self.file = open(self.path, "a+")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self.held = True
-        except BlockingIOError:  # another process holds it
-            self.file.seek(0)
-            self.holder = self.file.read().strip() or "pid unknown"
-        except OSError:  # a file system without flock (some network mounts): run unguarded
-            self.held = True
-        return self
-
-    def note(self, text: str) -> None:
-        if self.file is not None and self.held:
-            self.file.seek(0)
-            self.file.truncate()
-            self.file.write(f"{text} on {os.uname().nodename}")
-            self.file.flush()
-
-    def __exit__(self, *exc) -> None:
-        if self.file is not None:
-            self.file.close()  # releases the lock (the cell's inherited copy closed when it exited)
-
-
-def _last_error(log_path: str) -> str:
-    with open(log_path, errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    for line in reversed(lines):
-        if "error" in line.lower():
-            return line[:200]
-    return lines[-1][:200] if lines else ""
 
 
 def _run_local(cells: list[Cell], jobs: int, on_done, status, stop, protocol: dict) -> None:
@@ -453,16 +339,26 @@ def main(args) -> int:
         print(line, file=say, flush=True)
     protocol, said = shared_protocol(args)
     cells = make_cells(args, protocol)
+    check_cells(args, cells)
     env_protocol = protocol_env(args)
     for line in said + static_tests_lines(args):
         print(line, file=say, flush=True)
     if not args.dry_run:
         make_out(args.out)
+    if args.dry_run and args.backend == "slurm":
+        from r3dm_epymarl.experiments.compare_slurm import dry_run
+
+        dry_run(cells, args, env_protocol)
+        return 0
     if args.dry_run:
         settings = " ".join(f"{k}={v}" for k, v in env_protocol.items())
         for cell in cells:
             print(f"cd {cell.folder} && {settings} python -m r3dm_epymarl {' '.join(cell.argv)}")
         return 0
+    if args.backend == "slurm":
+        from r3dm_epymarl.experiments import compare_slurm
+
+        return compare_slurm.main(args, cells, env_protocol)
     todo = [c for c in cells if not finished(c)]
     kept = len(cells) - len(todo)
     print(f"compare: {len(cells)} cells in {Path(args.out).resolve()}"

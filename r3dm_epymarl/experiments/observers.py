@@ -144,6 +144,8 @@ def install(mongo_url: str | None = None, file_base: str | None = None) -> None:
 def _attach(ex) -> None:
     from sacred.observers import FileStorageObserver
 
+    _capture_for_schedulers()
+
     if _state["file_base"]:
         ex.observers[:] = [_rebased(obs, _state["file_base"]) if isinstance(obs, FileStorageObserver) else obs
                            for obs in ex.observers]
@@ -155,6 +157,17 @@ def _attach(ex) -> None:
         ex.post_run_hook(_add_final_checkpoint)
     for obs in ex.observers:
         _snapshot_heartbeats(obs)
+
+
+def _capture_for_schedulers() -> None:
+    """Inside a Slurm job, Sacred captures output in Python ("sys") instead of through `tee` processes
+    ("fd", both hosts' setting): Slurm signals every process of a job on preemption, requeue or scancel,
+    the `tee`s die at once, and the run, stopping cleanly on its own SIGTERM, then fails writing its
+    output (exit 1, its checkpoint half-written). Output from C code still reaches the job's log."""
+    from sacred import SETTINGS
+
+    if os.environ.get("SLURM_JOB_ID") and SETTINGS.CAPTURE_MODE == "fd":
+        SETTINGS.CAPTURE_MODE = "sys"
 
 
 def _rebased(obs, base: str):

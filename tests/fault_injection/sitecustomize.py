@@ -7,12 +7,15 @@ folder (tests/faults.py sets it with the variables), and inert unless one of the
   state is written and before its manifest (a save cut short);
 - R3DM_EPYMARL_WAIT_AT_T=N: at the end of the first iteration with t_env >= N, wait (up to 5 min) until a
   stop signal arrives, saying "waiting for a signal at t_env N", so a test's signal lands mid-run
-  however fast the machine is.
+  however fast the machine is. A run resumed at or past N (a requeued job, which keeps its environment)
+  does not wait again;
+- R3DM_EPYMARL_FAIL_SEED=N: a run with seed N raises an error at the end of its first iteration (one
+  failing cell in a grid whose commands all pass the checks made before it starts).
 """
 import os
 
-KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T = (
-    "R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T")
+KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T, FAIL_SEED = (
+    "R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T", "R3DM_EPYMARL_FAIL_SEED")
 
 
 def _install() -> None:
@@ -22,13 +25,18 @@ def _install() -> None:
     from r3dm_epymarl.runs import loop
     from r3dm_epymarl.runs.interrupt import STOP
 
-    kill_at, kill_in_save, wait_at = (os.environ.get(v) for v in (KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T))
+    kill_at, kill_in_save, wait_at, fail_seed = (
+        os.environ.get(v) for v in (KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T, FAIL_SEED))
     end_of_iteration = loop.RunHooks.end_of_iteration
-    waited = []
+    waited, first = [], []
 
     def end_of_iteration_with_faults(self, ns):
         t_env = ns["runner"].t_env
-        if wait_at and t_env >= int(wait_at) and not waited:
+        if fail_seed and int(ns["args"].seed) == int(fail_seed):
+            raise RuntimeError(f"injected failure for seed {fail_seed} (R3DM_EPYMARL_FAIL_SEED)")
+        if not first:
+            first.append(t_env)  # this process's first iteration (a resumed run starts late)
+        if wait_at and t_env >= int(wait_at) and not waited and first[0] < int(wait_at):
             waited.append(t_env)
             ns["logger"].console_logger.info(f"waiting for a signal at t_env {t_env}")
             deadline = time.monotonic() + 300
@@ -50,5 +58,5 @@ def _install() -> None:
         loop.checkpoints.write_manifest = write_manifest_or_die
 
 
-if any(os.environ.get(v) for v in (KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T)):
+if any(os.environ.get(v) for v in (KILL_AT_T, KILL_IN_SAVE_AT_T, WAIT_AT_T, FAIL_SEED)):
     _install()

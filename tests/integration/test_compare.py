@@ -52,17 +52,19 @@ def test_two_algorithms_two_seeds_then_resume(zoo_available, tmp_path):
 def test_ray_backend_reports_a_failed_cell_and_retries_only_it(zoo_available, tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "grid"
-    args = ["--backend", "ray", "--jobs", "2", "--algorithms", "r3dm_qmix", "--seeds", "3",
-            "--maps", LBF_KEY, "lbforaging:No-Such-Env-v0"]
-    proc = _compare(out, *args)
+    args = ["--backend", "ray", "--jobs", "2", "--algorithms", "r3dm_qmix", "--seeds", "3", "4", "--maps", LBF_KEY]
+    failing = faults(FAIL_SEED=4)  # seed 4's run raises once it trains: a failure no check before it catches
+    proc = cli("compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), *args,
+               "--with", *TINY, env=failing, timeout=900)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "1 of 2 cells failed: r3dm_qmix lbforaging:No-Such-Env-v0 seed 3" in proc.stdout
+    assert f"1 of 2 cells failed: r3dm_qmix {LBF_KEY} seed 4" in proc.stdout
     assert "log: " in proc.stdout
-    failed_log = out / "lbforaging_No-Such-Env-v0" / "r3dm_qmix" / "seed3" / "cell.log"
-    assert "No-Such-Env" in failed_log.read_text()
+    failed_log = out / "lbforaging_Foraging-8x8-3p-3f-v3" / "r3dm_qmix" / "seed4" / "cell.log"
+    assert "injected failure for seed 4" in failed_log.read_text()
     assert "r3dm_qmix  1" in proc.stdout  # the report still covers the cell that finished
 
-    again = _compare(out, *args)
+    again = cli("compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(out), *args,
+                "--with", *TINY, env=failing, timeout=900)
     assert again.returncode == 1
     assert "1 finished before (kept); running 1 on ray" in again.stdout
     good = out / "lbforaging_Foraging-8x8-3p-3f-v3" / "r3dm_qmix" / "seed3"
@@ -73,6 +75,20 @@ def test_unknown_algorithm_fails_before_any_cell_starts(zoo_available, tmp_path)
     proc = _compare(tmp_path / "grid", "--algorithms", "qmix", "r3dn", "--maps", LBF_KEY)
     assert proc.returncode == 2 and "unknown config 'r3dn'" in proc.stderr and "r3dm" in proc.stderr
     assert not (tmp_path / "grid").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--with", "bogus_key=3"], "compare: r3dm_qmix on {map}: unknown config key 'bogus_key'"),
+    (["--maps", "lbforaging:No-Such-Env-v0"], "compare: r3dm_qmix on lbforaging:No-Such-Env-v0: env_args.key "
+                                              "'lbforaging:No-Such-Env-v0': gymnasium has no such env"),
+])
+def test_a_cell_command_run_would_refuse_fails_before_any_cell_starts(zoo_available, tmp_path, bad, message):
+    """Each algorithm's command on each map is checked as `run` checks it before the grid starts (else
+    every cell, or every queued Slurm job, would fail on its own)."""
+    proc = cli("compare", "--host", "pymarlzooplus", "--env-config", "gymma", "--out", str(tmp_path / "grid"),
+               "--algorithms", "r3dm_qmix", "--maps", LBF_KEY, *bad, timeout=300)
+    assert proc.returncode == 2 and message.format(map=LBF_KEY) in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "grid").exists()
 
 
 def test_a_cell_killed_mid_run_continues_from_its_checkpoint(zoo_available, tmp_path):

@@ -3,7 +3,7 @@ running by a killed compare), and a lock left by a dead process does not block t
 import subprocess
 import sys
 
-from r3dm_epymarl.experiments.compare import BUSY, CellLock, run_cell
+from r3dm_epymarl.experiments.cells import BUSY, CellLock, run_cell
 
 HOLD = ("import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
         "f.write('pid 4242 on elsewhere'); f.flush(); print('locked', flush=True); time.sleep(60)")

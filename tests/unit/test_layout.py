@@ -52,5 +52,6 @@ def test_fault_injection_lives_with_the_tests_not_in_the_package():
     package = Path(__file__).resolve().parents[2] / "r3dm_epymarl"
     for path in package.rglob("*.py"):
         text = path.read_text()
-        for switch in ("R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T"):
+        for switch in ("R3DM_EPYMARL_KILL_AT_T", "R3DM_EPYMARL_KILL_IN_SAVE_AT_T", "R3DM_EPYMARL_WAIT_AT_T",
+                       "R3DM_EPYMARL_FAIL_SEED"):
             assert switch not in text, f"{path} reads {switch}"

@@ -87,3 +87,18 @@ def test_sacreds_json_files_are_replaced_whole(tmp_path, monkeypatch):
         observers.atomic_save_json(obs, {"status": "FAILED"}, "run.json")
     assert json_module.loads((tmp_path / "run.json").read_text()) == {"status": "RUNNING", "n": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("in_slurm_job", [False, True])
+def test_inside_a_slurm_job_sacred_captures_output_without_tee_processes(monkeypatch, in_slurm_job):
+    """Slurm signals every process of a job: Sacred's `tee` helpers ("fd" capture) would die before the
+    run, stopping on its SIGTERM, writes its last lines (it then exits 1 with its checkpoint half-written)."""
+    from sacred import SETTINGS
+
+    monkeypatch.setitem(SETTINGS, "CAPTURE_MODE", "fd")  # both hosts' setting
+    if in_slurm_job:
+        monkeypatch.setenv("SLURM_JOB_ID", "42")
+    else:
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    observers._capture_for_schedulers()
+    assert SETTINGS.CAPTURE_MODE == ("sys" if in_slurm_job else "fd")
