@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
     install = sub.add_parser("install", help="patch an EPyMARL checkout to load plug-ins")
     install.add_argument("path", help="the checkout (the folder holding src/main.py)")
-    install.add_argument("--check", action="store_true", help="report the patch state, change nothing")
+    install.add_argument("--check", action="store_true",
+                         help="report the patch state and every intervention of the plug-in in the host and "
+                              "Sacred (hosts/interventions.py), change nothing")
 
     demo = sub.add_parser("demo", help="the main job: R3DM on SMAX 3m through PyMARLzoo+, then where results went")
     demo.add_argument("--algorithm", default="r3dm", help="a plug-in or host --config name (default: r3dm)")
@@ -73,9 +75,16 @@ def _install(args) -> int:
     outcomes = install_patches(args.path, check=args.check)
     for patch, outcome in outcomes:
         print(f"{patch}: {outcome}")
-    if args.check and any(outcome != "applied" for _, outcome in outcomes):
-        return 1
-    return 0
+    if not args.check:
+        return 0
+    from r3dm_epymarl.hosts import get_host
+    from r3dm_epymarl.hosts.interventions import report
+
+    rows = report(get_host("epymarl", args.path))
+    for item, state in rows:
+        print(f"intervention {item.name} ({item.target}, {item.applied_in}): {state}")
+    changed = [item for item, state in rows if state not in ("ok", "not used by this host")]
+    return 1 if changed or any(outcome != "applied" for _, outcome in outcomes) else 0
 
 
 def _configs(args) -> int:

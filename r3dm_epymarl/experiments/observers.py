@@ -131,6 +131,10 @@ def install(mongo_url: str | None = None, file_base: str | None = None) -> None:
         return
     from sacred import Experiment
 
+    from r3dm_epymarl.hosts.interventions import require
+
+    require("sacred-run-commandline")
+    require("sacred-observer-hooks")
     original = Experiment.run_commandline
 
     def run_commandline(self, argv=None):
@@ -166,7 +170,10 @@ def _capture_for_schedulers() -> None:
     output (exit 1, its checkpoint half-written). Output from C code still reaches the job's log."""
     from sacred import SETTINGS
 
-    if os.environ.get("SLURM_JOB_ID") and SETTINGS.CAPTURE_MODE == "fd":
+    from r3dm_epymarl.hosts.interventions import require
+
+    if os.environ.get("SLURM_JOB_ID") and SETTINGS.get("CAPTURE_MODE") == "fd":
+        require("sacred-capture-mode")
         SETTINGS.CAPTURE_MODE = "sys"
 
 

@@ -36,6 +36,9 @@ class Host:
     def registry(self, kind: str) -> dict:
         module = self.module(REGISTRY_MODULES[kind])
         if kind == "mixers" and not hasattr(module, "REGISTRY"):
+            from r3dm_epymarl.hosts.interventions import require
+
+            require("host-mixer-registry", self)
             module.REGISTRY = self._host_mixers()
         return module.REGISTRY
 

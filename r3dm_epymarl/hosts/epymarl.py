@@ -68,6 +68,9 @@ class EPyMARLHost(Host):
         # needs smaclite importable; a patched main.py has imported envs already and needs nothing.
         if "envs" not in sys.modules and "smaclite" not in sys.modules \
                 and importlib.util.find_spec("smaclite") is None:
+            from r3dm_epymarl.hosts.interventions import require
+
+            require("epymarl-smaclite", self)
             sys.modules["smaclite"] = _placeholder_smaclite()
 
     @property

@@ -37,6 +37,9 @@ class ZooHost(Host):
     def run(self, argv, base_dir=None):
         import pymarlzooplus.main as zoo_main
 
+        from r3dm_epymarl.hosts.interventions import require
+
+        require("zoo-results-path")
         # PyMARLzoo+ writes results/ beside the outermost script (for `python -m` that is runpy's
         # frozen module path); send them where the user asked, the current directory by default.
         root = os.path.abspath(base_dir or os.getcwd())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from r3dm_epymarl.runs import loop
+from r3dm_epymarl.runs import loop, loop_rewrite
 
 
 def zoo_source() -> str:
@@ -35,10 +35,10 @@ SOURCES = {"pymarlzooplus": zoo_source, "epymarl": epymarl_source}
 
 @pytest.mark.parametrize("host", SOURCES)
 def test_both_hosts_loops_are_accepted(host):
-    tree = loop.rewrite(SOURCES[host]())
+    tree = loop_rewrite.rewrite(SOURCES[host]())
     calls = {n.func.attr for n in __import__("ast").walk(tree)
              if hasattr(n, "func") and getattr(n.func, "value", None) is not None
-             and getattr(n.func.value, "id", None) == loop.HOOKS_NAME}
+             and getattr(n.func.value, "id", None) == loop_rewrite.HOOKS_NAME}
     assert calls == {"select", "initial", "restore", "save_path", "end_of_iteration", "finished"}
 
 
@@ -66,7 +66,7 @@ def test_an_altered_loop_is_refused(host, change, fragment):
                 [f"{indent}if runner.t_env < 0:", f"{indent}    break"]
         source = "\n".join(lines[: i + 1] + extra + lines[i + 1:])
     with pytest.raises(ValueError, match=fragment):
-        loop.rewrite(source)
+        loop_rewrite.rewrite(source)
 
 
 def test_a_continue_inside_a_nested_loop_is_fine():
@@ -74,7 +74,7 @@ def test_a_continue_inside_a_nested_loop_is_fine():
     lines = source.splitlines()
     i, indent = _first_loop_line(source)
     nested = [f"{indent}for _ in range(2):", f"{indent}    continue"]
-    loop.rewrite("\n".join(lines[: i + 1] + nested + lines[i + 1:]))
+    loop_rewrite.rewrite("\n".join(lines[: i + 1] + nested + lines[i + 1:]))
 
 
 def test_install_refuses_in_one_line_and_keeps_the_hosts_loop(tmp_path, capsys, monkeypatch):

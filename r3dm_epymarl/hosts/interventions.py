@@ -1,0 +1,170 @@
+"""Every place the plug-in changes a host's or Sacred's behaviour from outside, in one table.
+
+The plug-in extends the hosts through their registries and subclasses; where that is not enough it
+replaces or adds one named thing. Each such intervention is listed here with a check that the thing it
+relies on is still what it was written against (a name, a signature, a source line). The check runs
+where the intervention is applied, so a host or Sacred release that moved it fails at start-up in one
+line instead of mid-run, and `r3dm-epymarl install --check` reports them all.
+
+| name | what | applied in |
+|---|---|---|
+| run-loop | the host's `run_sequential`, rewritten with hooks (exact resume, SIGTERM, progress) | runs/loop.py |
+| sacred-run-commandline | `sacred.Experiment.run_commandline` wrapped: observers attached to the host's run | experiments/observers.py |
+| sacred-observer-hooks | a file observer's `save_json` made atomic, `heartbeat_event` given copies | experiments/observers.py |
+| sacred-capture-mode | `SETTINGS.CAPTURE_MODE` "fd" -> "sys" inside Slurm jobs | experiments/observers.py |
+| zoo-results-path | `pymarlzooplus.main.get_caller_path` -> the run's base folder | hosts/zoo.py |
+| epymarl-smaclite | a stand-in `smaclite` module where EPyMARL's envs import it and it is not installed | hosts/epymarl.py |
+| host-mixer-registry | `modules.mixers.REGISTRY` created from the hosts' VDN and QMIX mixers | hosts/base.py |
+| excepthook | `sys.excepthook`: a stopped run's one line instead of a traceback (patched main.py) | runs/interrupt.py |
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from r3dm_epymarl.errors import UserError
+
+
+@dataclass(frozen=True)
+class Intervention:
+    name: str
+    target: str  # what is replaced or added
+    applied_in: str
+    check: Callable[..., str | None]  # None when the target is as expected, else what changed
+    hosts: tuple[str, ...] = ()  # the hosts it concerns (empty: all, or Sacred / Python itself)
+
+
+def _params(func) -> list[str]:
+    return list(inspect.signature(func).parameters)
+
+
+def _expect_params(label: str, func, expected: list[str]) -> str | None:
+    if not callable(func):
+        return f"{label} is gone"
+    try:
+        found = _params(func)
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: nothing to compare
+    return None if found == expected else f"{label} takes ({', '.join(found)}), not ({', '.join(expected)})"
+
+
+def _check_run_commandline(host=None) -> str | None:
+    from sacred import Experiment
+
+    return _expect_params("sacred.Experiment.run_commandline", getattr(Experiment, "run_commandline", None),
+                          ["self", "argv"])
+
+
+def _check_observer_hooks(host=None) -> str | None:
+    from sacred.observers import FileStorageObserver
+
+    return (_expect_params("FileStorageObserver.save_json", getattr(FileStorageObserver, "save_json", None),
+                           ["self", "obj", "filename"])
+            or _expect_params("FileStorageObserver.heartbeat_event",
+                              getattr(FileStorageObserver, "heartbeat_event", None),
+                              ["self", "info", "captured_out", "beat_time", "result"]))
+
+
+def _check_capture_mode(host=None) -> str | None:
+    from sacred import SETTINGS
+
+    if "CAPTURE_MODE" not in SETTINGS:
+        return "sacred.SETTINGS has no CAPTURE_MODE"
+    from sacred.stdout_capturing import get_stdcapturer
+
+    try:
+        get_stdcapturer("sys")
+    except Exception as exc:  # noqa: BLE001 - whatever Sacred raises for an unknown mode
+        return f"Sacred has no 'sys' capture mode ({exc})"
+    return None
+
+
+def _check_zoo_results_path(host=None) -> str | None:
+    try:
+        import pymarlzooplus.main as zoo_main
+    except ImportError:
+        return None  # not installed: nothing is applied
+    return (_expect_params("pymarlzooplus.main.get_caller_path", getattr(zoo_main, "get_caller_path", None), [])
+            or (None if callable(getattr(zoo_main, "pymarlzooplus", None)) else "pymarlzooplus.main.pymarlzooplus is gone"))
+
+
+def _check_smaclite(host=None) -> str | None:
+    if host is None or getattr(host, "name", None) != "epymarl":
+        return None
+    envs_init = host.src / "envs" / "__init__.py"
+    if not envs_init.is_file():
+        return f"{envs_init} is gone (EPyMARL's env registry)"
+    return None  # whether envs imports smaclite or not, the stand-in only fills a missing module
+
+
+def _check_mixers(host=None) -> str | None:
+    if host is None:
+        return None
+    missing = []
+    for module, cls in (("modules.mixers.vdn", "VDNMixer"), ("modules.mixers.qmix", "QMixer")):
+        try:
+            if not hasattr(host.module(module), cls):
+                missing.append(f"{module}.{cls}")
+        except ImportError:
+            missing.append(module)
+    return f"the host has no {', '.join(missing)}" if missing else None
+
+
+def _check_excepthook(host=None) -> str | None:
+    hook = sys.excepthook
+    return None if callable(hook) else "sys.excepthook is not callable"
+
+
+def _check_run_loop(host=None) -> str | None:
+    if host is None:
+        return None
+    from r3dm_epymarl.runs.loop_rewrite import rewrite_problem
+
+    return rewrite_problem(host)
+
+
+INTERVENTIONS = (
+    Intervention("run-loop", "<host>.run.run_sequential", "runs/loop.py", _check_run_loop),
+    Intervention("sacred-run-commandline", "sacred.Experiment.run_commandline", "experiments/observers.py",
+                 _check_run_commandline),
+    Intervention("sacred-observer-hooks", "FileStorageObserver.save_json / heartbeat_event (per observer)",
+                 "experiments/observers.py", _check_observer_hooks),
+    Intervention("sacred-capture-mode", "sacred.SETTINGS.CAPTURE_MODE (inside Slurm jobs)",
+                 "experiments/observers.py", _check_capture_mode),
+    Intervention("zoo-results-path", "pymarlzooplus.main.get_caller_path", "hosts/zoo.py",
+                 _check_zoo_results_path, hosts=("pymarlzooplus",)),
+    Intervention("epymarl-smaclite", "sys.modules['smaclite'] (a stand-in, when not installed)", "hosts/epymarl.py",
+                 _check_smaclite, hosts=("epymarl",)),
+    Intervention("host-mixer-registry", "modules.mixers.REGISTRY (created)", "hosts/base.py", _check_mixers),
+    Intervention("excepthook", "sys.excepthook (patched main.py only)", "runs/interrupt.py", _check_excepthook),
+)
+BY_NAME = {i.name: i for i in INTERVENTIONS}
+
+
+def problem(name: str, host=None) -> str | None:
+    return BY_NAME[name].check(host)
+
+
+def require(name: str, host=None) -> None:
+    """Called where the intervention is applied: one line, before it is, if its target changed."""
+    found = problem(name, host)
+    if found:
+        item = BY_NAME[name]
+        raise UserError(f"r3dm-epymarl cannot apply '{name}' ({item.target}, in {item.applied_in}): {found}; "
+                        "this host or Sacred version is not one the plug-in supports (see README: hosts)")
+
+
+def report(host=None) -> list[tuple[Intervention, str]]:
+    """(intervention, "ok" or what changed) for each, against `host` (None: Sacred and Python only)."""
+    rows = []
+    for item in INTERVENTIONS:
+        if item.hosts and (host is None or host.name not in item.hosts):
+            rows.append((item, "not used by this host" if host is not None else "no host given"))
+            continue
+        try:
+            rows.append((item, item.check(host) or "ok"))
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run says why
+            rows.append((item, f"cannot check: {type(exc).__name__}: {exc}"))
+    return rows
