@@ -33,16 +33,20 @@ _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 _MEMORY = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
 
 
+# The numeric options' defaults: declared once, and a value other than these given to another backend is refused.
+DEFAULTS = {"cpus_per_cell": 1, "gpus": 0, "signal_delay": 120, "max_requeues": 20}
+
+
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("Slurm (--backend slurm; pip install 'r3dm-epymarl[slurm]')")
     group.add_argument("--partition", help="the partition to submit to (default: the cluster's default)")
     group.add_argument("--time", dest="time_limit", metavar="TIME",
                        help="each job's time limit, as sbatch takes it (MINUTES, H:M:S, D-H:M; default 4:00:00); "
                             "a cell that needs longer continues in a requeued job from its checkpoint")
-    group.add_argument("--cpus-per-cell", type=int, default=1, metavar="N",
+    group.add_argument("--cpus-per-cell", type=int, default=DEFAULTS["cpus_per_cell"], metavar="N",
                        help="CPUs per job; also the cell's torch threads (default 1)")
     group.add_argument("--mem", metavar="SIZE", help="memory per job, as sbatch takes it (e.g. 8G)")
-    group.add_argument("--gpus", type=int, default=0, metavar="N",
+    group.add_argument("--gpus", type=int, default=DEFAULTS["gpus"], metavar="N",
                        help="GPUs per job (default 0); N >= 1 also runs the cells with use_cuda=True")
     group.add_argument("--account", help="sbatch --account")
     group.add_argument("--qos", help="sbatch --qos")
@@ -50,9 +54,9 @@ def add_arguments(parser) -> None:
                        help="at most N of the grid's jobs running at once (default: no limit)")
     group.add_argument("--sbatch", nargs="*", default=[], metavar="KEY=VALUE",
                        help="more sbatch options, e.g. constraint=a100 exclude=node7 (KEY alone for a flag)")
-    group.add_argument("--signal-delay", type=int, default=120, metavar="SECONDS",
+    group.add_argument("--signal-delay", type=int, default=DEFAULTS["signal_delay"], metavar="SECONDS",
                        help="how long before the time limit a cell is told to save and requeue (default 120)")
-    group.add_argument("--max-requeues", type=int, default=20, metavar="N",
+    group.add_argument("--max-requeues", type=int, default=DEFAULTS["max_requeues"], metavar="N",
                        help="time-limit requeues per cell before it is left failed (default 20; preemptions "
                             "do not count)")
     group.add_argument("--wait", action="store_true",
@@ -105,8 +109,7 @@ def check_options(args) -> None:
 
     if args.backend != "slurm":
         given = [name for name in SLURM_OPTIONS if getattr(args, name, None) not in (None, False, [])]
-        given += [name for name, default in (("cpus_per_cell", 1), ("gpus", 0), ("signal_delay", 120),
-                                             ("max_requeues", 20)) if getattr(args, name) != default]
+        given += [name for name, default in DEFAULTS.items() if getattr(args, name) != default]
         if given:
             option = "--" + given[0].replace("time_limit", "time").replace("_", "-")
             raise UserError(f"{option} is for --backend slurm (the {args.backend} backend runs every cell "
