@@ -27,7 +27,7 @@ import torch as th
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from r3dm_epymarl.world_model.fused import loss_many  # noqa: E402
+from r3dm_epymarl.world_model.accel import loss_many  # noqa: E402
 from r3dm_epymarl.world_model.rssm import RSSM  # noqa: E402
 from tests.harness import algorithm_config  # noqa: E402
 
@@ -60,13 +60,13 @@ def main(argv=None) -> int:
 
     def plain(step=None):
         with autocast:
-            totals = [m.loss_plain(obs, actions, r, valid, step and step(m))["total"]
+            totals = [m.loss(obs, actions, r, valid, step and step(m))["total"]
                       for m, r in zip(models, [None, roles])]
         sum(totals).backward()
 
     forms = {"fused (hand-written backward)": fused, "autograd (step by step)": plain}
     if args.compile:
-        compiled = {id(m): th.compile(m.plain_step, dynamic=False) for m in models}
+        compiled = {id(m): th.compile(m.filter_step, dynamic=False) for m in models}
         forms["compiled step (torch.compile)"] = lambda: plain(lambda m: compiled[id(m)])
     times = {name: [] for name in forms}
     for name, fn in forms.items():  # warm-up (and compilation)

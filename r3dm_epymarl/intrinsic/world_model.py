@@ -24,19 +24,14 @@ from __future__ import annotations
 import copy
 
 import torch as th
-from torch.nn import functional as F
 
 from r3dm_epymarl.config import Key
 from r3dm_epymarl.intrinsic.base import IntrinsicTerm, UpdateContext
 from r3dm_epymarl.intrinsic.policy_kl import BETA1
-from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.sync import host_read
 from r3dm_epymarl.modules.optim import adam
-from r3dm_epymarl.world_model.distributions import one_hot_log_prob, symlog
-from r3dm_epymarl.world_model.fused import loss_many, observe_many
-from r3dm_epymarl.world_model.imagine import imagine_many
-from r3dm_epymarl.world_model.packing import Packing
-from r3dm_epymarl.world_model.padding_free import predict_packed
+from r3dm_epymarl.world_model import accel
+from r3dm_epymarl.world_model.predict import PLAIN_LOOPS, predict
 from r3dm_epymarl.world_model.rssm import RSSM
 
 LOSS_NAMES = ("recon", "dyn", "rep")
@@ -106,13 +101,15 @@ class WorldModelReward(IntrinsicTerm):
                              above=0.0, maximum=1.0, default=0.005),
         "wm_reward_sample": Key(bool, "sample the latents when computing the reward (published) or use modes",
                                 default=True),
-        "wm_fused": Key(bool, "train the world models through the fused loop (hand-written backward); false: "
-                              "plain autograd through every step (the reference)", default=True),
+        "wm_fused": Key(bool, "train the world models and compute their reward through the accelerator (both "
+                              "models in one loop, a hand-written backward); false: RSSM's plain step-by-step "
+                              "recurrence with autograd (the reference; padded, so wm_skip_padding is not read)",
+                        default=True),
         "wm_action": Key(str, "action fed at the world models' step t -> t+1: current = a_t (paper), published = "
                               "a_{t-1}, a_t on an episode's last step (the published buffer's last action)",
                          choices=WM_ACTIONS, default="current"),
-        "wm_skip_padding": Key(bool, "world models skip the batch's padded steps (same values to float rounding); "
-                                     "false computes every padded slot", default=True),
+        "wm_skip_padding": Key(bool, "the accelerated world models skip the batch's padded steps (same values to "
+                                     "float rounding); false computes every padded slot", default=True),
     }
 
     def __init__(self, args, obs_dim: int):
@@ -152,21 +149,27 @@ class WorldModelReward(IntrinsicTerm):
 
     # --- training -----------------------------------------------------------------------------
     def losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
-        """(agnostic, role) loss dicts (recon, dyn, rep, total; scalars with gradient), no optimiser step.
+        """(agnostic, role) loss dicts (recon, dyn, rep, total; scalars with gradient); computes, never steps.
 
-        Each model has its own graph here (each loss can be backpropagated on its own); `update`
-        runs both models' filtering in one fused loop instead."""
+        Through the accelerator (`wm_fused`, one graph for both models; with `wm_skip_padding` on the
+        valid steps only, the same values to float rounding) or each model's RSSM.loss in turn (the same
+        values and sampling draws)."""
         obs, actions, z, (B, T, N) = self._streams(ctx)
-        valid = observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)  # [T, M]
-        return self.model.loss(obs, actions, None, valid), self.role_model.loss(obs, actions, z, valid)
+        packing = self._packing(ctx)
+        valid = None if packing is not None else observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)
+        if not self.fused:
+            return self.model.loss(obs, actions, None, valid), self.role_model.loss(obs, actions, z, valid)
+        agnostic, role = accel.loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing)
+        return agnostic, role
 
-    def _packing(self, ctx: UpdateContext) -> Packing | None:
-        """The valid rows of this update's agent streams (wm_skip_padding), or None (every padded slot).
+    def _packing(self, ctx: UpdateContext) -> accel.Packing | None:
+        """The valid rows of this update's agent streams (the accelerator with wm_skip_padding), or None
+        (every padded slot).
 
         In a host batch each episode's observed steps are a prefix (`filled` is one, and `observed` cuts
         at the first terminal), so one length per episode describes them; reading the B lengths is this
         term's one device sync per update (the loops over steps need them on the host)."""
-        if not self.skip_padding:
+        if not (self.skip_padding and self.fused):
             return None
         if self._packed_for is not None and self._packed_for[0] is ctx:
             return self._packed_for[1]
@@ -174,21 +177,9 @@ class WorldModelReward(IntrinsicTerm):
         B, T = valid.shape
         N = ctx.batch["obs"].shape[2]
         lengths = host_read(valid.cumprod(1).sum(1).long(), "episode lengths bound the padding-free world-model loops")
-        packing = Packing.from_lengths([n for n in lengths for _ in range(N)], T, valid.device)  # stream b * N + i
+        packing = accel.Packing.from_lengths([n for n in lengths for _ in range(N)], T, valid.device)  # stream b * N + i
         self._packed_for = (ctx, packing)
         return packing
-
-    def _fused_losses(self, ctx: UpdateContext) -> tuple[dict[str, th.Tensor], dict[str, th.Tensor]]:
-        """The same values as `losses` (and the same sampling draws), with one fused graph for both;
-        with wm_skip_padding on the valid steps only (the same values to float rounding). With
-        wm_fused: false the plain step-by-step recurrence instead (padded; its reward stays fused)."""
-        obs, actions, z, (B, T, N) = self._streams(ctx)
-        packing = self._packing(ctx) if self.fused else None
-        valid = None if packing is not None else observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)
-        if not self.fused:  # wm_fused: false, autograd through every step of each model in turn (same draws)
-            return self.model.loss_plain(obs, actions, None, valid), self.role_model.loss_plain(obs, actions, z, valid)
-        agnostic, role = loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing)
-        return agnostic, role
 
     def update(self, ctx: UpdateContext) -> dict[str, th.Tensor]:
         """One Adam step on each model, then the EMA target update; returns the loss parts (0-dim tensors).
@@ -204,7 +195,7 @@ class WorldModelReward(IntrinsicTerm):
 
     def _train_step(self, ctx: UpdateContext) -> dict[str, th.Tensor]:
         """One Adam step on each model (no target update); the loss parts (0-dim, on the device)."""
-        agnostic, role = self._fused_losses(ctx)
+        agnostic, role = self.losses(ctx)
         self.optimiser.zero_grad(set_to_none=True)
         self.role_optimiser.zero_grad(set_to_none=True)
         (agnostic["total"] + role["total"]).backward()
@@ -235,62 +226,16 @@ class WorldModelReward(IntrinsicTerm):
                 tp.lerp_(p, self.tau)
 
     # --- reward -------------------------------------------------------------------------------
-    def _predict(self, model: RSSM, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None,
-                 sample: bool = False):
-        """k-step imagination from every start t = 0..T-2 with the filtered state.
-
-        obs [T, M0, O], actions [T, M0, A], roles [T, M0, R] or None ->
-        (err [k, T-1, M0]: ||o_hat_j - symlog o_{t+j}||^2, logp [k, T-1, M0]: log p_prior(s_hat_j)).
-        Values for steps beyond the sequence are computed on zero padding; the caller masks them.
-        sample: sampled latents (published) or modes.
-        """
-        return self._predict_many([model], obs, actions, [roles], sample)[0]
-
-    def _predict_many(self, models: list[RSSM], obs: th.Tensor, actions: th.Tensor, roles_list,
-                      sample: bool = False):
-        """_predict for several models of the same sizes, filtering and imagining in fused loops."""
-        k = self.horizon
-        T, M0, _ = obs.shape
-        obs_sl = symlog(obs)
-        outs = observe_many(models, obs, actions, roles_list, sample=sample, obs_symlog=obs_sl)
-        # j = 1: h'_1 = seq(h_t, s_t, a_t, z_t) is exactly the filtered h_{t+1}; its prior is prior_{t+1}.
-        deters = [out["deter"][1:] for out in outs]  # [T-1, M0, D]
-        priors = [out["prior"][1:] for out in outs]  # [T-1, M0, S, C]
-        stochs = [m._latent(p.flatten(-2), sample=sample) for m, p in zip(models, priors)]  # [T-1, M0, SC]
-        pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M0, ..]  # noqa: E731
-        window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
-        if k > 1:
-            act_p, obs_p = pad(actions), pad(obs_sl)  # symlog(0) = 0: padding after symlog is the same
-            roles_p = [None if r is None else pad(r) for r in roles_list]
-            targets = th.stack([window(obs_p, j) for j in range(1, k + 1)], 0)  # [k, T-1, M0, O] (symlog)
-        else:  # t + 1 <= T - 1 always exists
-            act_p, roles_p = actions, list(roles_list)
-            targets = obs_sl[1:].unsqueeze(0)
-        ims = [None] * len(models)
-        if k > 1:
-            M = (T - 1) * M0
-            acts = th.stack([window(act_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1)
-            zs = [None if r is None else
-                  th.stack([window(r, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, M, -1) for r in roles_p]
-            ims = imagine_many(models, [d.reshape(M, -1) for d in deters], [s.reshape(M, -1) for s in stochs],
-                               acts, zs, sample=sample)
-        results = []
-        for model, deter, stoch, prior, r_p, im in zip(models, deters, stochs, priors, roles_p, ims):
-            if im is not None:
-                deter = th.cat([deter.unsqueeze(0), im["deter"].reshape(k - 1, T - 1, M0, -1)], 0)
-                stoch = th.cat([stoch.unsqueeze(0), im["stoch"].reshape(k - 1, T - 1, M0, -1)], 0)
-                prior = th.cat([prior.unsqueeze(0), im["prior"].reshape((k - 1, T - 1, M0) + prior.shape[-2:])], 0)
-            else:
-                deter, stoch, prior = deter.unsqueeze(0), stoch.unsqueeze(0), prior.unsqueeze(0)
-            # deter [k, T-1, M0, D], stoch [k, T-1, M0, SC], prior [k, T-1, M0, S, C]
-            # o_{t+j} is decoded with z_{t+j-1} (never z_{t+j}, which is computed from o_{t+j} itself).
-            dec_roles = None if r_p is None else th.stack([window(r_p, j - 1) for j in range(1, k + 1)], 0)
-            pred = model.decode(deter, stoch, dec_roles)
-            err = F.mse_loss(at_least_fp32(pred), targets.expand_as(pred), reduction="none").sum(-1)  # [k, T-1, M0]
-            logp = one_hot_log_prob(at_least_fp32(prior), at_least_fp32(stoch).unflatten(-1, prior.shape[-2:]),
-                                    model.unimix)  # [k, T-1, M0], in fp32
-            results.append((err, logp))
-        return results
+    def predict(self, models: list[RSSM], obs: th.Tensor, actions: th.Tensor, roles_list, sample: bool = False,
+                with_logp: bool = True, packing: accel.Packing | None = None):
+        """k-step prediction from every start t = 0..T-2 (world_model/predict.py), per model
+        (err [k, T-1, M], logp [k, T-1, M] or None), through the configured path: the accelerator
+        (padding-free with `packing`) or each model's plain recurrence."""
+        if not self.fused:
+            return predict(models, obs, actions, roles_list, self.horizon, sample, with_logp, PLAIN_LOOPS)
+        if packing is not None:
+            return accel.predict_packed(models, obs, actions, roles_list, self.horizon, packing, sample, with_logp)
+        return predict(models, obs, actions, roles_list, self.horizon, sample, with_logp, accel.FUSED_LOOPS)
 
     def reward(self, ctx: UpdateContext) -> th.Tensor:
         """[B, T-1, 1] r_obs + r_lat from the target models; sets reward_parts."""
@@ -299,20 +244,20 @@ class WorldModelReward(IntrinsicTerm):
             steps, K = imagination_steps(observed(ctx.batch), ctx.mask[..., 0].float(), self.horizon)
             models, packing = [self.target_model, self.target_role_model], self._packing(ctx)
             self._packed_for = None  # the update's last use
-            if packing is None:
-                (err, logp), (err_role, logp_role) = self._predict_many(models, obs, actions, [None, z],
-                                                                        self.reward_sample)
-            else:
-                (err, logp), (err_role, logp_role) = predict_packed(models, obs, actions, [None, z], self.horizon,
-                                                                    packing, self.reward_sample)
+            # beta3 = 0 (the published runs): the latent term is not computed (published: computed, times 0)
+            with_logp = self.beta3 != 0
+            (err, logp), (err_role, logp_role) = self.predict(models, obs, actions, [None, z], self.reward_sample,
+                                                              with_logp, packing)
             k = self.horizon
             per_step = lambda x: x.reshape(k, T - 1, B, N).permute(0, 2, 1, 3)  # [k, B, T-1, N]  # noqa: E731
-            obs_term = per_step(err - self.beta1 * err_role)
-            lat_term = per_step(-logp + self.beta1 * logp_role)
             on = (steps > 0).unsqueeze(-1)  # [k, B, T-1, 1]
             scale = 1.0 / K.clamp(min=1.0)  # [B, T-1]
-            r_obs = th.where(on, obs_term, 0.0).sum(0).mean(-1) * scale  # [B, T-1]
-            r_lat = self.beta3 * th.where(on, lat_term, 0.0).sum(0).mean(-1) * scale
+            r_obs = th.where(on, per_step(err - self.beta1 * err_role), 0.0).sum(0).mean(-1) * scale  # [B, T-1]
+            if with_logp:
+                lat_term = per_step(-logp + self.beta1 * logp_role)
+                r_lat = self.beta3 * th.where(on, lat_term, 0.0).sum(0).mean(-1) * scale
+            else:
+                r_lat = th.zeros_like(r_obs)
             r_obs, r_lat = r_obs.unsqueeze(-1), r_lat.unsqueeze(-1)  # [B, T-1, 1]
             self.reward_parts = {"r_int_obs": r_obs, "r_int_lat": r_lat}
             return r_obs + r_lat

@@ -15,17 +15,19 @@ The role enters the decoder one step late, as in the published code: z_t = f_r(f
 computed from o_t itself, so a decoder that saw z_t when reconstructing o_t would read its target
 (on i.i.d. noise observations the role model's error then fell to 3% of the agnostic model's).
 
-Only the recurrence (input layer, GRU cell, posterior, sampling) runs inside the Python loop over T.
-The linear layers that see [s, a, z] and [h, embed] are split by input so that the parts that do
-not depend on the recurrence (a, z, embed) are computed once for all steps before the loop;
-the encoder, the prior head and the decoder run once over all [T * M] rows.
+This module is the one definition of the recurrence: `observe`, `imagine` and `loss` run it step by
+step with autograd (`wm_fused: false` trains and computes the reward through them). The linear layers
+that see [s, a, z] and [h, embed] are split by input so that the parts that do not depend on the
+recurrence (a, z, embed) are computed once for all steps before the loop.
 
-`observe` and `loss` run the fused loop of `world_model/fused.py` with one model; R3DM runs its two
-models through it together (`observe_many`, `loss_many`, `imagine_many`). `observe_plain`,
-`loss_plain`, `imagine` and `seq_step` are the plain step-by-step forms with autograd: the reference
-the fused loop is tested against, and R3DM's training path with `wm_fused: false`.
+The accelerator (world_model/accel/: several models in one loop, a hand-written backward, padding
+skipped) reads the model only through its public methods and `scan_weights()` / `prior_weights()`, and
+is held to this module's values, sampled latents and gradients by tests. It draws its random numbers
+through `filter_noise` and `imagination_noise`, as this module does, so both draw the same latents.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch as th
 from torch import nn
@@ -35,7 +37,53 @@ from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.world_model.distributions import (
     kl_losses, normalised_log_probs, straight_through, straight_through_sample, symlog, unimix_probs,
 )
-from r3dm_epymarl.world_model.fused import loss_many, observe_many, previous
+
+
+def previous(x: th.Tensor) -> th.Tensor:
+    """x [T, M, ..] -> [x_{-1} = 0, x_0, ..., x_{T-2}]: the value of the step before, time-major."""
+    return th.cat([th.zeros_like(x[:1]), x[:-1]], 0)
+
+
+def imagination_noise(models, steps: int, starts: int, device, dtype) -> th.Tensor:
+    """The uniforms of `steps` sampled imagination steps from `starts` states, for each model:
+    [G, steps, starts, S, 1], drawn step by step, both models at each step (the draw order of the
+    published per-step loop). Every path that imagines with samples draws through here."""
+    S = models[0].stoch
+    return th.stack([th.rand((len(models), starts, S, 1), device=device, dtype=dtype) for _ in range(steps)], 1)
+
+
+class ScanWeights(NamedTuple):
+    """One model's recurrence parameters in row-vector form (x @ W), for an accelerated loop
+    (`RSSM.scan_weights`; stacked over G models they gain a leading [G] dimension)."""
+
+    W_s: th.Tensor  # [SC, H] input layer, latent part (in_stoch)
+    W_x: th.Tensor  # [H, 3D] GRU Linear, input part, gates reordered [reset, update, candidate]
+    W_h: th.Tensor  # [D, 3D] GRU Linear, recurrent part
+    W_pd: th.Tensor  # [D, H] posterior's first layer, h part (post_deter)
+    W_po: th.Tensor  # [H, SC] posterior logits (post_out)
+    b_po: th.Tensor  # [1, SC]
+    g_in: th.Tensor  # [1, H] LayerNorm of the input layer: weight, bias
+    b_in: th.Tensor
+    g_c: th.Tensor  # [1, 3D] the cell's LayerNorm, gate order as W_x; its bias includes the update bias
+    b_c: th.Tensor
+    g_p: th.Tensor  # [1, H] the posterior's LayerNorm
+    b_p: th.Tensor
+
+
+class PriorWeights(NamedTuple):
+    """The prior head (Linear, LayerNorm, SiLU, Linear) in row-vector form (`RSSM.prior_weights`)."""
+
+    W1: th.Tensor  # [D, H] (no bias: the LayerNorm has one)
+    g1: th.Tensor  # [1, H]
+    b1: th.Tensor  # [1, H]
+    W2: th.Tensor  # [H, SC]
+    b2: th.Tensor  # [1, SC]
+
+
+def _gate_order(x: th.Tensor) -> th.Tensor:
+    """[reset, candidate, update] blocks along dim 0 -> [reset, update, candidate]."""
+    reset, cand, update = x.chunk(3, 0)
+    return th.cat([reset, update, cand], 0)
 
 
 # The published world models' LayerNorm epsilon (DreamerV3's; PyTorch's default is 1e-5). At a fresh
@@ -160,17 +208,18 @@ class RSSM(nn.Module):
                 module.reset_parameters()
         self.h_init.zero_()
 
-    # --- pieces ---------------------------------------------------------------------------------
-    def _latent(self, logits: th.Tensor, sample: bool) -> th.Tensor:
+    # --- pieces (the accelerator calls these too) --------------------------------------------------
+    def latent(self, logits: th.Tensor, sample: bool, noise: th.Tensor | None = None) -> th.Tensor:
         """logits [.., SC] -> one-hot latent [.., SC]: a straight-through sample, or the mode.
 
-        A sample carries the gradient of the unimix probabilities; the mode (the argmax of the logits,
-        which unimix keeps) that of the normalised unimix LOG-probabilities, as the published
-        `OneHotDist.mode` (one_hot + logits - logits.detach()), only when gradients are being recorded.
+        A sample (inverse CDF on the uniforms `noise` [.., S, 1], drawn here when None) carries the
+        gradient of the unimix probabilities; the mode (the argmax of the logits, which unimix keeps)
+        that of the normalised unimix LOG-probabilities, as the published `OneHotDist.mode`
+        (one_hot + logits - logits.detach()), only when gradients are being recorded.
         """
         logits = logits.unflatten(-1, (self.stoch, self.classes))  # [.., S, C]
         if sample:
-            return straight_through_sample(unimix_probs(logits, self.unimix)).flatten(-2)
+            return straight_through_sample(unimix_probs(logits, self.unimix), noise).flatten(-2)
         mode = th.zeros_like(logits).scatter_(-1, logits.max(-1, keepdim=True).indices, 1.0)  # first maximum
         if th.is_grad_enabled() and logits.requires_grad:
             mode = straight_through(normalised_log_probs(logits, self.unimix), mode)
@@ -179,18 +228,26 @@ class RSSM(nn.Module):
     def initial(self, m: int) -> tuple[th.Tensor, th.Tensor]:
         """The learned initial state (h_{-1} [M, D], s_{-1} [M, SC]) = (tanh(w), prior mode of it)."""
         h = th.tanh(self.h_init)
-        s = self._latent(self.prior_head(h), sample=False)
+        s = self.latent(self.prior_head(h), sample=False)
         return h.expand(m, -1), s.expand(m, -1)
 
-    def _other_inputs(self, actions: th.Tensor, roles: th.Tensor | None) -> th.Tensor:
-        """actions [.., A], roles [.., R] or None -> the a, z part of the input layer [.., H] (with bias)."""
+    def embed(self, obs_symlog: th.Tensor) -> th.Tensor:
+        """symlog(obs) [.., O] -> the observation's part of the posterior's first layer [.., H]."""
+        return self.post_embed(self.encoder(obs_symlog))
+
+    def step_inputs(self, actions: th.Tensor, roles: th.Tensor | None) -> th.Tensor:
+        """actions [.., A], roles [.., R] or None -> the a, z part of the input layer [.., H]."""
         x = actions if self.role_dim == 0 else th.cat([actions, roles], -1)
         return self.in_other(x)
 
     def seq_step(self, h: th.Tensor, s: th.Tensor, other: th.Tensor) -> th.Tensor:
-        """h [M, D], s [M, SC], other [M, H] (from _other_inputs) -> next h [M, D]."""
+        """h [M, D], s [M, SC], other [M, H] (from step_inputs) -> next h [M, D]."""
         x = F.silu(self.in_norm(self.in_stoch(s) + other))
         return self.cell(x, h)
+
+    def posterior(self, h: th.Tensor, embed: th.Tensor) -> th.Tensor:
+        """h [M, D], embed [M, H] (from `embed`) -> posterior logits [M, SC]."""
+        return self.post_out(F.silu(self.post_norm(self.post_deter(h) + embed)))
 
     def prior(self, deter: th.Tensor) -> th.Tensor:
         """deter [.., D] -> prior logits [.., S, C]."""
@@ -211,37 +268,61 @@ class RSSM(nn.Module):
             x = x + F.linear(part, block)
         return self.decoder[1:](x)
 
-    # --- filtering, imagination, loss ------------------------------------------------------------
+    def filter_noise(self, T: int, M: int, device, dtype) -> th.Tensor:
+        """The uniforms of T sampled filtering steps of M streams [T, M, S, 1], drawn at once."""
+        return th.rand((T, M, self.stoch, 1), device=device, dtype=dtype)
+
+    # --- the recurrence: filtering, imagination, loss (autograd through every step) --------------------
+    def filter_step(self, h: th.Tensor, s: th.Tensor, other: th.Tensor, embed: th.Tensor,
+                    noise: th.Tensor | None = None):
+        """One filtering step: h [M, D], s [M, SC], other [M, H] (a, z part), embed [M, H] (`embed` of the
+        observation), noise [M, S, 1] (a sample) or None (the mode) -> (h', s' [M, SC], posterior logits [M, SC])."""
+        h = self.seq_step(h, s, other)
+        logits = self.posterior(h, embed)
+        return h, self.latent(logits, noise is not None, noise), logits
+
     def observe(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
-                sample: bool = True) -> dict[str, th.Tensor]:
+                sample: bool = True, noise: th.Tensor | None = None, step=None) -> dict[str, th.Tensor]:
         """Filter a sequence.
 
         obs [T, M, O] (raw), actions [T, M, A] (a_t = action taken at t), roles [T, M, R] (z_t) or None;
         step t's sequence model reads a_{t-1} and z_{t-1}.
-        sample: straight-through posterior samples (training) or the posterior mode (deterministic).
+        sample: straight-through posterior samples (training) from the uniforms `noise` [T, M, S, 1]
+        (drawn here, all at once, when None), or the posterior mode (deterministic).
+        step: a replacement for `filter_step` (e.g. a compiled one).
         Returns deter [T, M, D], stoch [T, M, SC], post [T, M, S, C] logits, prior [T, M, S, C] logits.
         """
-        return observe_many([self], obs, actions, [roles], sample)[0]
+        T, M, _ = obs.shape
+        other = self.step_inputs(previous(actions), None if roles is None else previous(roles))  # [T, M, H]
+        embed = self.embed(symlog(obs))  # [T, M, H]
+        if sample and noise is None:
+            noise = self.filter_noise(T, M, obs.device, obs.dtype)
+        h, s = self.initial(M)
+        deters, stochs, posts = [], [], []
+        for t in range(T):
+            h, s, logits = (step or self.filter_step)(h, s, other[t], embed[t], noise[t] if sample else None)
+            deters.append(h), stochs.append(s), posts.append(logits)
+        deter = th.stack(deters)
+        return {"deter": deter, "stoch": th.stack(stochs), "prior": self.prior(deter),
+                "post": th.stack(posts).unflatten(-1, (self.stoch, self.classes))}
 
     def imagine(self, deter: th.Tensor, stoch: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
-                sample: bool = False) -> dict[str, th.Tensor]:
+                sample: bool = False, noise: th.Tensor | None = None) -> dict[str, th.Tensor]:
         """Roll the prior forward from a state with given actions (open loop).
 
         deter [M, D], stoch [M, SC]: the state to start from; actions [K, M, A], roles [K, M, R]:
         the sequence-model inputs of each step (the action taken, and z, at the step being left;
-        the same z decodes the step's observation). sample=False uses the prior mode (deterministic).
+        the same z decodes the step's observation). sample=False uses the prior mode (deterministic);
+        sample=True draws each latent from the prior, with the uniforms noise [K, M, S, 1] when given.
         Returns deter [K, M, D], stoch [K, M, SC], prior [K, M, S, C] logits (the prior that produced stoch).
-
-        This is the plain step-by-step version (any mode, with autograd); `imagine_many` is the fused
-        gradient-free one the reward uses.
         """
-        other = self._other_inputs(actions, roles)  # [K, M, H]
+        other = self.step_inputs(actions, roles)  # [K, M, H]
         h, s = deter, stoch
         deters, stochs, priors = [], [], []
         for j in range(actions.shape[0]):
             h = self.seq_step(h, s, other[j])
             logits = self.prior_head(h)  # [M, SC]
-            s = self._latent(logits, sample)
+            s = self.latent(logits, sample, None if noise is None else noise[j])
             deters.append(h)
             stochs.append(s)
             priors.append(logits)
@@ -252,45 +333,13 @@ class RSSM(nn.Module):
         }
 
     def loss(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
-             valid: th.Tensor | None = None) -> dict[str, th.Tensor]:
+             valid: th.Tensor | None = None, step=None) -> dict[str, th.Tensor]:
         """obs [T, M, O], actions [T, M, A], roles [T, M, R] or None, valid [T, M] (1 = observation exists).
 
         Per step: recon = sum_O (o_hat - symlog o)^2, dyn / rep = KL terms clipped at free bits;
         total = recon + dyn_scale * dyn + rep_scale * rep. Each returned scalar is averaged over valid steps.
         """
-        return loss_many([self], obs, actions, [roles], valid)[0]
-
-    # --- the plain recurrence (autograd through every step) --------------------------------------
-    def plain_step(self, h: th.Tensor, s: th.Tensor, other: th.Tensor, embed: th.Tensor):
-        """One filtering step: h [M, D], s [M, SC], other [M, H] (a, z part), embed [M, H] (post_embed of
-        the observation) -> (h', straight-through posterior sample s' [M, SC], posterior logits [M, SC])."""
-        h = self.seq_step(h, s, other)
-        logits = self.post_out(F.silu(self.post_norm(self.post_deter(h) + embed)))
-        s = straight_through_sample(unimix_probs(logits.unflatten(-1, (self.stoch, self.classes)),
-                                                 self.unimix)).flatten(-2)
-        return h, s, logits
-
-    def observe_plain(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
-                      step=None) -> dict[str, th.Tensor]:
-        """`observe` (sampling) step by step with autograd: the same values and the same draws as the
-        fused loop (one uniform per latent, step by step). step: a replacement for `plain_step` (e.g.
-        a compiled one)."""
-        T, M, _ = obs.shape
-        other = self._other_inputs(previous(actions), None if roles is None else previous(roles))  # [T, M, H]
-        embed = self.post_embed(self.encoder(symlog(obs)))  # [T, M, H]
-        h, s = self.initial(M)
-        deters, stochs, posts = [], [], []
-        for t in range(T):
-            h, s, logits = (step or self.plain_step)(h, s, other[t], embed[t])
-            deters.append(h), stochs.append(s), posts.append(logits)
-        deter = th.stack(deters)
-        return {"deter": deter, "stoch": th.stack(stochs), "prior": self.prior(deter),
-                "post": th.stack(posts).unflatten(-1, (self.stoch, self.classes))}
-
-    def loss_plain(self, obs: th.Tensor, actions: th.Tensor, roles: th.Tensor | None = None,
-                   valid: th.Tensor | None = None, step=None) -> dict[str, th.Tensor]:
-        """`loss` through `observe_plain` (autograd through every step)."""
-        out = self.observe_plain(obs, actions, roles, step)
+        out = self.observe(obs, actions, roles, sample=True, step=step)
         target = symlog(obs)
         valid = th.ones(obs.shape[:-1], device=obs.device, dtype=obs.dtype) if valid is None else valid
         mean = lambda x: (x * valid).sum() / valid.sum().clamp(min=1.0)  # noqa: E731
@@ -299,3 +348,29 @@ class RSSM(nn.Module):
         dyn, rep = kl_losses(at_least_fp32(out["post"]), at_least_fp32(out["prior"]), self.free_bits, self.unimix)
         total = recon + self.dyn_scale * dyn + self.rep_scale * rep
         return {"recon": mean(recon), "dyn": mean(dyn), "rep": mean(rep), "total": mean(total)}
+
+    # --- the interface of an accelerated loop -----------------------------------------------------
+    def scan_weights(self) -> ScanWeights:
+        """The filtering recurrence's parameters (differentiable: gradients reach this model's layers)."""
+        H = self.hidden
+        w = _gate_order(self.cell.linear.weight)  # [3D, H + D]
+        r_bias, c_bias, u_bias = self.cell.norm.bias.chunk(3, 0)
+        row = lambda x: x.unsqueeze(0)  # noqa: E731
+        return ScanWeights(
+            self.in_stoch.weight.t(), w[:, :H].t(), w[:, H:].t(), self.post_deter.weight.t(), self.post_out.weight.t(),
+            row(self.post_out.bias), row(self.in_norm.weight), row(self.in_norm.bias),
+            row(_gate_order(self.cell.norm.weight)), row(th.cat([r_bias, u_bias + self.cell.update_bias, c_bias], 0)),
+            row(self.post_norm.weight), row(self.post_norm.bias))
+
+    def prior_weights(self) -> PriorWeights:
+        first, norm_layer, out = self.prior_head[0], self.prior_head[1], self.prior_head[3]
+        return PriorWeights(first.weight.t(), norm_layer.weight.unsqueeze(0), norm_layer.bias.unsqueeze(0),
+                            out.weight.t(), out.bias.unsqueeze(0))
+
+    def norm_eps(self) -> tuple[float, float, float, float]:
+        """The LayerNorm epsilons of the input layer, the cell, the posterior and the prior head."""
+        return self.in_norm.eps, self.cell.norm.eps, self.post_norm.eps, self.prior_head[1].eps
+
+    def sizes(self) -> tuple:
+        """What models run together in one accelerated loop must share."""
+        return self.deter, self.hidden, self.stoch, self.classes, self.unimix, self.norm_eps()

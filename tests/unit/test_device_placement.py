@@ -17,7 +17,7 @@ acting steps of the controller.
     the control flow is the CPU's; a logging step (stats to floats) cannot run, so no call logs here.
   * torch has no random generator on meta: k-means gets a CPU generator that reports the meta device
     (meta kernels draw nothing with it).
-  * autocast knows no meta device: autocast("meta") regions (world_model/fused.py) are no-ops; fp32 only.
+  * autocast knows no meta device: autocast("meta") regions (world_model/accel/scan.py) are no-ops; fp32 only.
   * fused Adam refuses meta parameters by name: its device check lets meta through (the fused kernel
     has a meta implementation), as it does for CUDA.
   * the GPU branch of `to_device` (pinned memory, non-blocking copy) is not taken: meta takes `.to`.

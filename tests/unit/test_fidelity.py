@@ -53,7 +53,7 @@ def test_role_model_gains_nothing_on_unpredictable_observations():
     with th.no_grad():
         r = term.reward(ctx)
         obs, actions, _, _ = term._streams(ctx)
-        agnostic_error = term._predict(term.target_model, obs, actions, None)[0].mean()
+        agnostic_error = term.predict([term.target_model], obs, actions, [None])[0][0].mean()
     r_obs = (r * ctx.mask).sum() / ctx.mask.sum()
     assert agnostic_error > 1.0  # the noise is unpredictable ...
     assert r_obs.abs() <= 0.15 * agnostic_error  # ... for the role model too

@@ -27,11 +27,12 @@ CONTRASTIVE = {GROUPS_READ: 1}  # and KMEANS_READ once per Lloyd iteration
 
 
 def per_update(learner, pretraining: bool) -> dict:
-    """The declared reads of one train call, besides the contrastive step's: the padding-free world models
-    read the lengths once (for training when fused, for the reward of a TD update), CDS its count."""
+    """The declared reads of one train call, besides the contrastive step's: the accelerated padding-free
+    world models read the lengths once (training and reward share them), CDS its count; the plain
+    recurrence (wm_fused: false) reads nothing."""
     terms = getattr(learner, "intrinsic", {})
     wm = terms["world_model"] if "world_model" in terms else None
-    reads_lengths = wm is not None and wm.skip_padding and (wm.fused or not pretraining)
+    reads_lengths = wm is not None and wm.skip_padding and wm.fused
     return {**({LENGTHS_READ: 1} if reads_lengths else {}), **({CDS_COUNT: 1} if "cds" in terms else {})}
 
 

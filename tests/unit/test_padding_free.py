@@ -4,8 +4,7 @@ against plain autograd."""
 import pytest
 import torch as th
 
-from r3dm_epymarl.world_model.fused import loss_many, observe_many
-from r3dm_epymarl.world_model.packing import Packing
+from r3dm_epymarl.world_model.accel import Packing, loss_many, observe_many
 from r3dm_epymarl.world_model.rssm import RSSM
 from tests.unit.test_world_model import (
     assert_same_training, context, make_batch, plain_reference, seeded_training, term_for,

@@ -8,7 +8,8 @@ import torch as th
 from r3dm_epymarl.modules import precision
 from r3dm_epymarl.registry import ALGORITHMS
 from r3dm_epymarl.world_model.distributions import straight_through, unimix_probs
-from r3dm_epymarl.world_model.fused import observe_many, previous
+from r3dm_epymarl.world_model.accel import observe_many
+from r3dm_epymarl.world_model.rssm import previous
 from r3dm_epymarl.world_model.rssm import RSSM
 from tests.synthetic import build_learner, make_batch
 
@@ -99,7 +100,7 @@ def _plain_modes(model, obs, actions, roles, forced):
     from r3dm_epymarl.world_model.distributions import symlog
 
     T, M, _ = obs.shape
-    other = model._other_inputs(previous(actions), None if roles is None else previous(roles))
+    other = model.step_inputs(previous(actions), None if roles is None else previous(roles))
     embed = model.post_embed(model.encoder(symlog(obs)))
     h, s = model.initial(M)
     deters, posts, stochs = [], [], []

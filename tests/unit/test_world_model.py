@@ -13,7 +13,7 @@ from r3dm_epymarl.world_model.distributions import (
     categorical_kl, kl_losses, one_hot_log_prob, straight_through_mode, straight_through_sample, symexp, symlog,
     unimix_log_probs, unimix_probs,
 )
-from r3dm_epymarl.world_model.fused import loss_many
+from r3dm_epymarl.world_model.accel import loss_many, observe_many
 from r3dm_epymarl.world_model.rssm import RSSM
 from tests.synthetic import make_batch as _make_batch
 
@@ -267,9 +267,9 @@ def test_fused_training_matches_plain_autograd():
     reference = plain_reference(models, obs, actions, roles, valid)
     assert_same_training(seeded_training(models, lambda: loss_many(models, obs, actions, [None, roles], valid)),
                          reference)
-    # the library's plain path (wm_fused: false) is the same recurrence as this test's reference
-    assert_same_training(seeded_training(models, lambda: [models[0].loss_plain(obs, actions, None, valid),
-                                                          models[1].loss_plain(obs, actions, roles, valid)]),
+    # the library's plain recurrence (RSSM.loss, wm_fused: false) is the same as this test's reference
+    assert_same_training(seeded_training(models, lambda: [models[0].loss(obs, actions, None, valid),
+                                                          models[1].loss(obs, actions, roles, valid)]),
                          reference)
 
 
@@ -277,10 +277,13 @@ def test_update_uses_the_same_losses_as_separate_models():
     batch = make_batch(B=3, T=7, N=2)
     ctx = context(batch)
     term = term_for(batch)
+    obs, actions, z, (B, T, N) = term._streams(ctx)
+    valid = observed(batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)
     th.manual_seed(3)
-    agnostic, role = term.losses(ctx)  # each model on its own graph
+    # each model's plain recurrence on its own graph
+    agnostic, role = term.model.loss(obs, actions, None, valid), term.role_model.loss(obs, actions, z, valid)
     th.manual_seed(3)
-    fused = term.update(ctx)  # one fused loop for both
+    fused = term.update(ctx)  # the accelerator: one fused loop for both, padding skipped
     for prefix, losses in (("", agnostic), ("role_", role)):
         for name in ("recon", "dyn", "rep"):
             assert fused[f"loss_wm_{prefix}{name}"] == pytest.approx(losses[name].item(), rel=1e-5)
@@ -349,7 +352,7 @@ def test_multi_step_imagination_matches_rssm_imagine():
     model = term.target_role_model
     obs, actions, z, _ = term._streams(ctx)
     with th.no_grad():
-        err, logp = term._predict(model, obs, actions, z)  # [k, T-1, M0]
+        err, logp = term.predict([model], obs, actions, [z])[0]  # [k, T-1, M0]
         out = model.observe(obs, actions, z, sample=False)
         t = 2
         im = model.imagine(out["deter"][t], out["stoch"][t], actions[t:t + k], z[t:t + k])
@@ -369,9 +372,9 @@ def test_fused_prediction_matches_each_model_alone(k):
         p.add_(0.1 * th.randn_like(p))
     obs, actions, z, _ = term._streams(ctx)
     with th.no_grad():
-        together = term._predict_many([term.target_model, term.target_role_model], obs, actions, [None, z])
-        alone = [term._predict(term.target_model, obs, actions, None),
-                 term._predict(term.target_role_model, obs, actions, z)]
+        together = term.predict([term.target_model, term.target_role_model], obs, actions, [None, z])
+        alone = [term.predict([term.target_model], obs, actions, [None])[0],
+                 term.predict([term.target_role_model], obs, actions, [z])[0]]
     for (err, logp), (err1, logp1) in zip(together, alone):
         assert th.allclose(err, err1, atol=1e-5) and th.allclose(logp, logp1, atol=1e-5)
 
@@ -410,17 +413,20 @@ def test_reward_does_not_depend_on_training_rng():
 
 # --- training ---------------------------------------------------------------------------------
 
-def test_gradients_reach_only_the_owning_model():
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradients_reach_only_the_owning_model(fused):
     batch = make_batch(B=3, T=7, N=2)
     z = th.rand(3, 7, 2, 8, requires_grad=True)
     ctx = context(batch, z=z)
-    term = term_for(batch)
+    term = term_for(batch, wm_fused=fused)
     assert not any(p.requires_grad for p in term.target_model.parameters())
     assert not any(p.requires_grad for p in term.target_role_model.parameters())
     agnostic, role = term.losses(ctx)
     agnostic["total"].backward()
     assert has_grad(term.model) and no_grad(term.role_model) and z.grad is None
     term.zero_grad(set_to_none=True)
+    if fused:  # the accelerator's backward runs once per graph: a fresh one for the role model's loss
+        role = term.losses(ctx)[1]
     role["total"].backward()
     assert has_grad(term.role_model) and no_grad(term.model) and z.grad is None
     assert has_grad(term.role_model.in_other)  # z reaches the role model through its inputs

@@ -1,31 +1,23 @@
 """R3DM's k-step world-model prediction on the valid rows only (`wm_skip_padding`).
 
-`predict_packed` gives what `WorldModelReward._predict_many` gives, where the reward reads it (the
+`predict_packed` gives what `world_model.predict.predict` gives, where the reward reads it (the
 imagined steps that stay inside their episode), to float rounding and with the same sampled latents:
-filtering runs on the packed rows of each stream (world_model/packing.py); imagination starts only
+filtering runs on the packed rows of each stream (accel/packing.py); imagination starts only
 where at least two steps remain, ordered by how many remain, so each imagined step runs on a prefix
 of them. Every random draw is made at the padded size and then indexed, so both paths draw the same.
 """
 from __future__ import annotations
 
 import torch as th
-from torch.nn import functional as F
 
-from r3dm_epymarl.modules.precision import at_least_fp32
 from r3dm_epymarl.modules.sync import host_side
-from r3dm_epymarl.world_model.distributions import (
-    one_hot_log_prob, straight_through_sample, symlog, unimix_probs,
-)
-from r3dm_epymarl.world_model.fused import observe_many
-from r3dm_epymarl.world_model.imagine import imagine_many, skip_draws
-from r3dm_epymarl.world_model.packing import Packing, to_device
-
-
-def _latent(model, logits: th.Tensor, sample: bool, noise: th.Tensor | None) -> th.Tensor:
-    """RSSM._latent without gradient, with the uniforms given: logits [P, S, C] -> one-hot [P, SC]."""
-    if sample:
-        return straight_through_sample(unimix_probs(logits, model.unimix), noise).flatten(-2)
-    return th.zeros_like(logits).scatter_(-1, logits.max(-1, keepdim=True).indices, 1.0).flatten(-2)
+from r3dm_epymarl.world_model.accel.imagine import imagine_many
+from r3dm_epymarl.world_model.accel.kernels import compute_dtype
+from r3dm_epymarl.world_model.accel.packing import Packing, to_device
+from r3dm_epymarl.world_model.accel.scan import observe_many
+from r3dm_epymarl.world_model.distributions import symlog
+from r3dm_epymarl.world_model.predict import step_errors
+from r3dm_epymarl.world_model.rssm import imagination_noise
 
 
 def _starts(packing: Packing, k: int):
@@ -46,9 +38,9 @@ def _starts(packing: Packing, k: int):
 
 
 def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: int, packing: Packing,
-                   sample: bool):
-    """obs [T, M, O], actions [T, M, A], roles [T, M, R] or None per model ->
-    per model (err [k, T-1, M], logp [k, T-1, M]) as `_predict_many`, zero where a step leaves its episode."""
+                   sample: bool, with_logp: bool = True):
+    """obs [T, M, O], actions [T, M, A], roles [T, M, R] or None per model -> per model
+    (err [k, T-1, M], logp [k, T-1, M] or None) as `predict.predict`, zero where a step leaves its episode."""
     T, M, _ = obs.shape
     device = obs.device
     obs_sl = symlog(obs)
@@ -65,11 +57,14 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
         prior = out["prior"][w0:]  # [P1, S, C]
         noise = None
         if sample:  # the padded path's draw: one uniform per latent of every [T-1, M] slot
-            noise = th.rand((T - 1, M, S, 1), device=device, dtype=prior.dtype).reshape(-1, S, 1)[start1]
-        firsts.append((out["deter"][w0:], _latent(model, prior, sample, noise), prior))
+            noise = model.filter_noise(T - 1, M, device, prior.dtype).reshape(-1, S, 1)[start1]
+        firsts.append((out["deter"][w0:], model.latent(prior.flatten(-2), sample, noise), prior))
     ims = [None] * len(models)
     pad = lambda x: th.cat([x, x.new_zeros((k * M,) + x.shape[1:])], 0)  # [(T + k) * M, ..]  # noqa: E731
     widths = ()
+    # the padded call's uniforms, for all k - 1 steps (reached or not): each start takes its own row's
+    noise = (imagination_noise(models, k - 1, (T - 1) * M, device, compute_dtype(device.type, actions.dtype))
+             if sample and k > 1 else None)
     if k > 1:
         starts_host, widths = _starts(packing, k)
         if widths:
@@ -87,9 +82,7 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             acts = th.stack([at(flat_act, j - 1) for j in steps], 0)  # [len(widths), Ms, A]
             zs = [None if r is None else th.stack([at(r, j - 1) for j in steps], 0) for r in roles_p]
             ims = imagine_many(models, [d[first_rows] for d, _, _ in firsts], [s[first_rows] for _, s, _ in firsts],
-                               acts, zs, sample=sample, widths=widths, drawn=(T - 1) * M, draw_rows=starts)
-    if sample and k - 1 > len(widths):  # the padded call draws for all k - 1 steps, reached or not
-        skip_draws(models, k - 1 - len(widths), (T - 1) * M, device)
+                               acts, zs, sample=sample, noise=noise, widths=widths, draw_rows=starts)
     results = []
     padded_obs = pad(flat_obs) if ims[0] is not None else None  # targets o_{t+j}, j >= 2
     for g, (model, (deter, stoch, prior), roles, im) in enumerate(zip(models, firsts, flat_roles, ims)):
@@ -103,12 +96,11 @@ def predict_packed(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: in
             parts.append((j - 1, idx, im["deter"][rows], im["stoch"][rows], im["prior"][rows],
                           None if roles is None else roles_p[g][idx + (j - 1) * M], padded_obs[idx + j * M]))
         err = obs.new_zeros((k, (T - 1) * M), dtype=th.promote_types(obs.dtype, th.float32))
-        logp = th.zeros_like(err)
+        logp = th.zeros_like(err) if with_logp else None
         for j, idx, d, s_, p, z, target in parts:
-            pred = model.decode(d, s_, z)
-            err[j].index_copy_(0, idx, F.mse_loss(at_least_fp32(pred), target.expand_as(pred),
-                                                  reduction="none").sum(-1).to(err.dtype))
-            logp[j].index_copy_(0, idx, one_hot_log_prob(at_least_fp32(p), at_least_fp32(s_).unflatten(-1, p.shape[-2:]),
-                                                         model.unimix).to(err.dtype))
-        results.append((err.view(k, T - 1, M), logp.view(k, T - 1, M)))
+            e, lp = step_errors(model, d, s_, p, z, target, with_logp)
+            err[j].index_copy_(0, idx, e.to(err.dtype))
+            if with_logp:
+                logp[j].index_copy_(0, idx, lp.to(err.dtype))
+        results.append((err.view(k, T - 1, M), None if logp is None else logp.view(k, T - 1, M)))
     return results

@@ -1,31 +1,29 @@
 """Several RSSMs of the same sizes (R3DM's role-agnostic and role-conditioned models) filtering the
-same sequence in one loop, with matmuls batched over a leading model dimension G (imagination:
-world_model/imagine.py).
+same sequence in one loop, with matmuls batched over a leading model dimension G.
 
-`observe_many`, `loss_many` and `imagine_many` give what each model's `RSSM.observe` / `loss` /
-`imagine` (world_model/rssm.py, step by step with autograd) gives, in one loop instead of one per
-model. Training backpropagates through the filtering loop with a hand-written backward
+`observe_many` and `loss_many` give what each model's `RSSM.observe` / `loss` (world_model/rssm.py, the
+reference, step by step with autograd) gives, with the same sampled latents, in one loop instead of one
+per model. Training backpropagates through the filtering loop with a hand-written backward
 (`_ObserveScan`): 1.18-1.32x faster than autograd through the steps (benchmarks/rssm_scan.py), kept
-because tests/unit/test_world_model.py fails on any mismatch with autograd (fp64), and
-tests/unit/test_precision.py checks its bf16 form. Shapes are time-major as in rssm.py; G models,
-M streams, D deterministic units, S categoricals of C classes, H hidden. Inside, the scan runs on
-packed rows (world_model/packing.py): all [T, M] slots, or only the valid ones (`wm_skip_padding`).
+because tests/unit/test_world_model.py and test_wm_accel.py fail on any mismatch with the reference
+(fp64), and tests/unit/test_precision.py checks its bf16 form. Shapes are time-major as in rssm.py; G
+models, M streams, D deterministic units, S categoricals of C classes, H hidden. Inside, the scan runs
+on packed rows (accel/packing.py): all [T, M] slots, or only the valid ones (`wm_skip_padding`).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
 
 import torch as th
 from torch.nn import functional as F
 
 from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.world_model.accel.kernels import (
+    check_compatible, draw, in_autocast_dtype, norm_affine, one_hot_into, one_hot_matmul,
+    stacked_scan_weights,
+)
+from r3dm_epymarl.world_model.accel.packing import Packing
 from r3dm_epymarl.world_model.distributions import kl_losses, symlog
-from r3dm_epymarl.world_model.packing import Packing
-
-
-def previous(x: th.Tensor) -> th.Tensor:
-    """x [T, M, ..] -> [x_{-1} = 0, x_0, ..., x_{T-2}]: the value of the step before, time-major."""
-    return th.cat([th.zeros_like(x[:1]), x[:-1]], 0)
+from r3dm_epymarl.world_model.rssm import ScanWeights, previous
 
 
 # # The recurrences of G models with identical sizes (they may differ in role inputs, which only enter
@@ -47,72 +45,6 @@ def previous(x: th.Tensor) -> th.Tensor:
 # Since s_t is one-hot, s_t @ W_s is computed as a sum of rows of W_s (the same value, far cheaper).
 
 
-def _in_autocast_dtype(device_type: str, *tensors: th.Tensor) -> tuple[th.Tensor, ...]:
-    """Inside an autocast region (precision: bf16) a fused loop runs wholly in autocast's dtype: its
-    inputs and weights are cast once here (differentiably: gradients reach the fp32 weights), so no op
-    in the loop mixes dtypes. Outside one, the tensors as they are."""
-    if not th.is_autocast_enabled(device_type):
-        return tensors
-    dtype = th.get_autocast_dtype(device_type)
-    return tuple(x.to(dtype) for x in tensors)
-
-
-def _check_compatible(models) -> None:
-    first = models[0]
-    for m in models[1:]:
-        if (m.deter, m.hidden, m.stoch, m.classes, m.unimix) != (first.deter, first.hidden, first.stoch,
-                                                                 first.classes, first.unimix):
-            raise ValueError("observe_many / imagine_many need models of the same sizes and unimix")
-
-
-def _gate_order(x: th.Tensor) -> th.Tensor:
-    """[reset, candidate, update] blocks along dim 0 -> [reset, update, candidate]."""
-    reset, cand, update = x.chunk(3, 0)
-    return th.cat([reset, update, cand], 0)
-
-
-class ScanWeights(NamedTuple):
-    """The recurrence's parameters, stacked over G models (row-vector convention, x @ W)."""
-
-    W_s: th.Tensor  # [G, SC, H] input layer, latent part (in_stoch)
-    W_x: th.Tensor  # [G, H, 3D] GRU Linear, input part, gates [reset, update, candidate]
-    W_h: th.Tensor  # [G, D, 3D] GRU Linear, recurrent part
-    W_pd: th.Tensor  # [G, D, H] posterior's first layer, h part (post_deter)
-    W_po: th.Tensor  # [G, H, SC] posterior logits (post_out)
-    b_po: th.Tensor  # [G, 1, SC]
-    g_in: th.Tensor  # [G, 1, H] LayerNorm of the input layer: weight, bias
-    b_in: th.Tensor
-    g_c: th.Tensor  # [G, 1, 3D] the cell's LayerNorm, gate order as W_x; its bias includes the update bias
-    b_c: th.Tensor
-    g_p: th.Tensor  # [G, 1, H] the posterior's LayerNorm
-    b_p: th.Tensor
-
-
-def _scan_weights(models) -> ScanWeights:
-    """The recurrence's parameters, stacked over the models (differentiable: gradients reach each model)."""
-    H = models[0].hidden
-    parts = [[] for _ in range(12)]
-    for m in models:
-        w = _gate_order(m.cell.linear.weight)  # [3D, H + D]
-        r_bias, c_bias, u_bias = m.cell.norm.bias.chunk(3, 0)
-        values = (m.in_stoch.weight.t(), w[:, :H].t(), w[:, H:].t(), m.post_deter.weight.t(),
-                  m.post_out.weight.t(), m.post_out.bias.unsqueeze(0), m.in_norm.weight, m.in_norm.bias,
-                  _gate_order(m.cell.norm.weight), th.cat([r_bias, u_bias + m.cell.update_bias, c_bias], 0),
-                  m.post_norm.weight, m.post_norm.bias)
-        for store, value in zip(parts, values):
-            store.append(value)
-    stacked = [th.stack(p, 0) for p in parts]
-    return ScanWeights(*stacked[:6], *(p.unsqueeze(1) for p in stacked[6:]))
-
-
-def _norm_affine(x: th.Tensor, weight: th.Tensor, bias: th.Tensor, eps: float):
-    """LayerNorm over the last dim of x [G, M, n] with per-model weight / bias [G, 1, n].
-
-    Returns (out, x_hat, mean, rstd): the output, the normalised input and its statistics [G, M, 1]."""
-    x_hat, mean, rstd = th.native_layer_norm(x, (x.shape[-1],), None, None, eps)
-    return th.addcmul(bias, x_hat, weight), x_hat, mean, rstd
-
-
 def _norm_backward(grad_out, weight, x, x_hat, mean, rstd, acc_weight, acc_bias) -> th.Tensor:
     """Backward of _norm_affine: returns the input gradient; adds the per-row weight / bias gradients
     (still to be summed over rows) into acc_weight / acc_bias [G, M, n]."""
@@ -122,36 +54,12 @@ def _norm_backward(grad_out, weight, x, x_hat, mean, rstd, acc_weight, acc_bias)
                                                   [True, False, False])[0]
 
 
-def _one_hot_into(index: th.Tensor, out: th.Tensor) -> th.Tensor:
-    """index [.., S, 1] -> one-hot written into out [.., S, C] (float)."""
-    return out.zero_().scatter_(-1, index, out.new_ones(()).expand(index.shape))
-
-
-def _one_hot_matmul(index: th.Tensor, weight: th.Tensor, add: th.Tensor) -> th.Tensor:
-    """one_hot(index) @ weight + add, as a sum of the selected rows (the latents are one-hot).
-
-    index [G, M, S, 1] (class of each latent), weight [G, S * C, H], add [G, M, H] -> [G, M, H]."""
-    G, M, S, _ = index.shape
-    SC = weight.shape[1]
-    first_row = th.arange(0, G * SC, SC // S, device=index.device).view(G, 1, S)  # of latent s in model g
-    rows = (index.view(G, M, S) + first_row).view(G * M, S)
-    return F.embedding_bag(rows, weight.reshape(G * SC, -1), mode="sum").view(G, M, -1).add_(add)
-
-
 def _accumulate_bmm(acc: th.Tensor, a: th.Tensor, b: th.Tensor) -> None:
     """acc += a @ b (batched); acc may be of a higher precision than a and b (fp32 for bf16 steps)."""
     if acc.dtype == a.dtype:
         acc.baddbmm_(a, b)
     else:
         acc.add_(th.bmm(a, b))
-
-
-def _draw(soft: th.Tensor, unimix: float, noise: th.Tensor) -> th.Tensor:
-    """Inverse-CDF draw from the unimix of softmax probabilities soft [.., S, C], given uniforms
-    noise [.., S, 1] -> class index [.., S, 1]."""
-    C = soft.shape[-1]
-    probs = soft * (1.0 - unimix) + unimix / C if unimix > 0 else soft
-    return (probs[..., :C - 1].cumsum(-1) < noise).sum(-1, keepdim=True)
 
 
 def _steps(widths):
@@ -163,7 +71,7 @@ def _steps(widths):
 
 
 def _scan_forward(h, s, other, pe, weights, noise, cfg, widths, save: bool):
-    """The recurrence over packed rows (world_model/packing.py): step t runs the first widths[t]
+    """The recurrence over packed rows (accel/packing.py): step t runs the first widths[t]
     streams (the ones still running; a prefix of the previous step's).
 
     h [G, w_0, D], s [G, w_0, SC] (h_{-1}, s_{-1}); other, pe [G, P, H] (P = sum(widths) rows, time-major);
@@ -183,28 +91,28 @@ def _scan_forward(h, s, other, pe, weights, noise, cfg, widths, save: bool):
     index = None
     for t, rows, w, w_next in _steps(widths):
         # s_{t-1} @ W_s: a dense product for s_{-1}, a sum of rows of W_s for the sampled one-hots.
-        a = th.baddbmm(other[:, rows], s, W_s) if index is None else _one_hot_matmul(index[:, :w], W_s,
+        a = th.baddbmm(other[:, rows], s, W_s) if index is None else one_hot_matmul(index[:, :w], W_s,
                                                                                      other[:, rows])
-        ln_in, *stats_in = _norm_affine(a, g_in, b_in, eps_in)
+        ln_in, *stats_in = norm_affine(a, g_in, b_in, eps_in)
         x = F.silu(ln_in)
         p = p.baddbmm_(x, W_x)
-        n, *stats_c = _norm_affine(p, g_c, b_c, eps_c)  # [reset | update | candidate]
+        n, *stats_c = norm_affine(p, g_c, b_c, eps_c)  # [reset | update | candidate]
         ru = th.sigmoid(n[..., :D2])
         cand = th.tanh(ru[..., :D] * n[..., D2:])
         h = th.lerp(h[:, :w], cand, ru[..., D:], out=deter[:, rows])
         q = th.baddbmm(pe[:, rows], h, W_pd)
         if w_next:
             p_next = th.bmm(h[:, :w_next], W_h)
-        lp, *stats_p = _norm_affine(q, g_p, b_p, eps_p)
+        lp, *stats_p = norm_affine(q, g_p, b_p, eps_p)
         y = F.silu(lp)
         logits = th.baddbmm(b_po, y, W_po, out=post[:, rows]).view(G, w, S, C)
         if noise is not None or save:
             soft = th.softmax(logits, -1)
         if noise is not None:  # inverse-CDF sample of the unimix probabilities
-            index = _draw(soft, unimix, noise[:, rows])
+            index = draw(soft, unimix, noise[:, rows])
         else:
             index = logits.max(-1, keepdim=True).indices  # the first maximum, as argmax
-        _one_hot_into(index, stoch[:, rows].view(G, w, S, C))
+        one_hot_into(index, stoch[:, rows].view(G, w, S, C))
         if saved is not None:
             for key, value in (("in", (a, *stats_in)), ("cell", (p, *stats_c)), ("post", (q, *stats_p)),
                                ("ln_in", ln_in), ("lp", lp), ("ru", ru), ("cand", cand), ("n", n), ("soft", soft),
@@ -249,6 +157,9 @@ class _ObserveScan(th.autograd.Function):
         h0, s0, deter, stoch, *saved_weights = ctx.saved_tensors
         W_s, W_x, W_h, W_pd, W_po, b_po, g_in, b_in, g_c, b_c, g_p, b_p = ScanWeights(*saved_weights)
         S, C, unimix, _ = ctx.cfg
+        if ctx.saved is None:
+            raise RuntimeError("the world models' fused scan backpropagates once per forward (no retain_graph): "
+                               "compute the losses again for a second backward")
         saved, ctx.saved = ctx.saved, None
         packing = ctx.packing
         widths = packing.widths
@@ -335,7 +246,7 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     """observe_many on symlog(obs), on the packed rows of `packing` (None: every [T, M] slot).
 
     Returns per-model dicts of packed rows: deter [P, D], stoch [P, SC], post / prior [P, S, C]."""
-    _check_compatible(models)
+    check_compatible(models)
     first = models[0]
     T, M, _ = obs_sl.shape
     packing = Packing.dense(T, M) if packing is None else packing
@@ -344,27 +255,25 @@ def _observe_many(models, obs_sl: th.Tensor, actions: th.Tensor, roles_list, sam
     obs_rows = pack(obs_sl)
     others, embeds, h0s, s0s = [], [], [], []
     for model, roles in zip(models, roles_list):
-        embeds.append(model.post_embed(model.encoder(obs_rows)))  # [P, H]
+        embeds.append(model.embed(obs_rows))  # [P, H]
         prev_roles = None if model.role_dim == 0 else pack(previous(roles))  # z_{t-1} [P, R]
-        others.append(model._other_inputs(prev_actions, prev_roles))  # [P, H]
+        others.append(model.step_inputs(prev_actions, prev_roles))  # [P, H]
         h, s = model.initial(packing.widths[0])
         h0s.append(h)
         s0s.append(s)
-    # Uniforms for the samples, model by model in time order (the same draws as sampling step by step,
-    # drawn for every padded slot so that skipping the padding draws the same numbers).
-    noise = th.stack([pack(th.rand((T, M, first.stoch, 1), device=obs_sl.device, dtype=obs_sl.dtype))
-                      for _ in models], 0) if sample else None
+    # Uniforms for the samples, model by model (the draws of each model's RSSM.observe in turn), drawn
+    # for every padded slot so that skipping the padding draws the same numbers.
+    noise = th.stack([pack(m.filter_noise(T, M, obs_sl.device, obs_sl.dtype)) for m in models], 0) if sample else None
     stack = lambda xs: th.stack(xs, 0)  # noqa: E731
-    weights = _scan_weights(models)
-    cfg = (first.stoch, first.classes, first.unimix,
-           (first.in_norm.eps, first.cell.norm.eps, first.post_norm.eps))
+    weights = stacked_scan_weights(models)
+    cfg = (first.stoch, first.classes, first.unimix, first.norm_eps()[:3])
     inputs = (stack(h0s), stack(s0s), stack(others), stack(embeds))
     device_type = obs_sl.device.type
-    cast = _in_autocast_dtype(device_type, *inputs, *weights)
+    cast = in_autocast_dtype(device_type, *inputs, *weights)
     inputs, weights = cast[:len(inputs)], ScanWeights(*cast[len(inputs):])
     with th.autocast(device_type, enabled=False):
         # Training samples (loss_many). With sample=False under gradient (tests only) the modes carry the
-        # probabilities' straight-through gradient, not the published mode's (RSSM._latent).
+        # probabilities' straight-through gradient, not the published mode's (RSSM.latent).
         if th.is_grad_enabled() and any(x.requires_grad for x in inputs + weights):
             deter, stoch, post = _ObserveScan.apply(*inputs, *weights, noise, cfg, packing)
         else:
