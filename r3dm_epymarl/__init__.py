@@ -19,14 +19,15 @@ def register(host=None):
 
     from r3dm_epymarl.hosts import Host, get_host
     from r3dm_epymarl.registry import register as _register
+    from r3dm_epymarl.preflight import check_host_run
     from r3dm_epymarl.runs.loop import install_host_loop
 
     host = host if isinstance(host, Host) else get_host(host)
     config_dir = str(_register(host))
-    install_host_loop(host)  # the host's run loop, hooked for exact resume and the progress line
+    install_host_loop(host, check_host_run)  # the host's run loop, hooked for exact resume and the progress line
     if os.environ.get("MONGO_URL"):
         # `python src/main.py` in a patched checkout: $MONGO_URL adds the Mongo observer there too.
-        from r3dm_epymarl.experiments import observers
+        from r3dm_epymarl.hosts import sacred as observers
 
         observers.install(os.environ["MONGO_URL"])
     return config_dir

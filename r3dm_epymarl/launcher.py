@@ -168,7 +168,7 @@ def check_command(argv: list[str], host, base_dir: str | None = None, say=None) 
     term keys and preset added; the merged config; the Mongo URL). Bad input raises UserError, one line.
     `say` gets the lines a run prints about its config (its preset); None: stderr. `compare` calls it for
     its cells before any of them starts (before a Slurm job is queued)."""
-    from r3dm_epymarl.experiments import observers
+    from r3dm_epymarl.hosts import sacred as observers
     from r3dm_epymarl.hosts import EPYMARL
 
     say = say or (lambda line: print(line, file=sys.stderr))
@@ -200,9 +200,10 @@ def check_command(argv: list[str], host, base_dir: str | None = None, say=None) 
 
 def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | None = None,
            base_dir: str | None = None) -> None:
-    from r3dm_epymarl.experiments import observers
+    from r3dm_epymarl.hosts import sacred as observers
     from r3dm_epymarl.hosts import EPYMARL, get_host
     from r3dm_epymarl.registry import register
+    from r3dm_epymarl.preflight import check_host_run
     from r3dm_epymarl.runs.loop import install_host_loop
 
     user_argv = list(argv)
@@ -211,7 +212,7 @@ def launch(argv: list[str], host_name: str | None = None, epymarl_path: str | No
     # a resumed run logs on into its W&B run (EPyMARL reads a relative checkpoint_path from base_dir)
     wandb_runs.continue_run(config, cwd=base_dir if base_dir and host.name == EPYMARL else None)
     register(host)
-    install_host_loop(host)  # exact resume, interrupts and the progress line
+    install_host_loop(host, check_host_run)  # exact resume, interrupts and the progress line
     # After every config check (bad input fails before waiting on a server), before the host starts.
     observers.install(mongo_url, file_base=base_dir if host.name == EPYMARL else None)
     previous = STOP.install()

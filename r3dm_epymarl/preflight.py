@@ -27,6 +27,23 @@ def preflight(config: dict, host_name: str | None = None, cwd: str | None = None
     return check_checkpoint_path(config, cwd)
 
 
+def check_host_run(args, host_name: str | None = None):
+    """The launcher's checks, for runs it did not start (a patched `python src/main.py`): made by the
+    hooked host loop (runs/loop.py, `install_host_loop`) before the host builds its env or learner, in
+    one line (no traceback) inside the host's Sacred run. Returns where a resume loads from
+    (resume_checks.ResumeTarget), or None."""
+    from r3dm_epymarl.errors import UserError, for_sacred
+
+    try:
+        if getattr(args, "env", None) == "sc2v2":
+            from r3dm_epymarl.envs.sc2v2 import check_sc2v2
+
+            check_sc2v2()
+        return preflight(vars(args), host_name)
+    except UserError as error:
+        raise for_sacred(error) from None
+
+
 def check_exploration(config: dict, where: str) -> None:
     """`epsilon_coin` is read by the plug-in's selector only: a wrong value, or a value with another
     selector (which would ignore it), is refused in one line."""

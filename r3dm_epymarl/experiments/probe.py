@@ -292,6 +292,12 @@ def rows_of(result: dict) -> list[dict]:
     return rows
 
 
+def step_of(result: dict) -> int:
+    """The step a checkpoint was probed for: the `--steps` value it is the nearest checkpoint to (runs
+    save at slightly different t_env, e.g. 50189 and 50212 for 50000), else its own t_env."""
+    return result.get("step", result["t_env"])
+
+
 def comparisons(results: list[dict]) -> list[str]:
     """For each map and step with two algorithms, their per-seed differences (seeds both have), and the
     mean over seeds with the seeds' spread: stated plainly when there are too few seeds to say more."""
@@ -300,8 +306,8 @@ def comparisons(results: list[dict]) -> list[str]:
     from r3dm_epymarl.experiments.probe_fit import difference
 
     lines = []
-    keyed = {(r["map"], r["t_env"], r["algorithm"], r["run_seed"]): r for r in results}
-    groups = sorted({(r["map"], r["t_env"]) for r in results})
+    keyed = {(r["map"], step_of(r), r["algorithm"], r["run_seed"]): r for r in results}
+    groups = sorted({(r["map"], step_of(r)) for r in results})
     for map_name, t_env in groups:
         algorithms = sorted({a for (m, t, a, _) in keyed if (m, t) == (map_name, t_env)})
         for i, a in enumerate(algorithms):
@@ -310,7 +316,10 @@ def comparisons(results: list[dict]) -> list[str]:
                                & {s for (m, t, x, s) in keyed if (m, t, x) == (map_name, t_env, b)})
                 if not seeds:
                     continue
-                lines.append(f"{a} - {b} on {map_name} at t_env={t_env} (seeds {', '.join(map(str, seeds))}):")
+                at = ", ".join(f"{x} seed {s} t_env={keyed[(map_name, t_env, x, s)]['t_env']}" for s in seeds
+                               for x in (a, b))
+                lines.append(f"{a} - {b} on {map_name} at step {t_env} (seeds {', '.join(map(str, seeds))}; "
+                             f"checkpoints {at}):")
                 for k in keyed[(map_name, t_env, a, seeds[0])]["horizons"]:
                     for target, key, unit in MEASURES:
                         diffs = [difference(keyed[(map_name, t_env, a, s)]["horizons"][k][target][key],
@@ -361,7 +370,7 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     horizons = list(results[0]["horizons"])
-    groups = sorted({(r["algorithm"], r["t_env"]) for r in results}, key=lambda g: (g[1], g[0]))
+    groups = sorted({(r["algorithm"], step_of(r)) for r in results}, key=lambda g: (g[1], g[0]))
     fig, axes = plt.subplots(len(horizons), len(MEASURES), figsize=(4.2 * len(MEASURES), 3.2 * len(horizons)),
                              squeeze=False)
     colours = plt.get_cmap("tab10")
@@ -370,7 +379,7 @@ def plot(results: list[dict], path: Path) -> None:
         for col, (target, key, unit) in enumerate(MEASURES):
             ax = axes[row][col]
             for g, (algorithm, t_env) in enumerate(groups):
-                members = sorted((r for r in results if (r["algorithm"], r["t_env"]) == (algorithm, t_env)),
+                members = sorted((r for r in results if (r["algorithm"], step_of(r)) == (algorithm, t_env)),
                                  key=lambda r: r["run_seed"])
                 for j, r in enumerate(members):
                     est = r["horizons"][k][target][key]
@@ -413,15 +422,18 @@ def main(args) -> int:
     # Resolve every checkpoint first: a typo in the third path is found before the first roll-out.
     from r3dm_epymarl.experiments.roles_source import find_source
 
-    sources = {}
+    sources, asked = {}, {}
     for path in args.paths:
         for step in args.steps or [None]:
             source = find_source(Path(path), None, step)
             sources[source.step_dir] = source  # two --steps nearest to one checkpoint: probed once
+            asked.setdefault(source.step_dir, step)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for source in sources.values():
-        result = cached_analysis(source, out, args)
+        result = dict(cached_analysis(source, out, args))
+        if asked[source.step_dir] is not None:  # compared with other runs' checkpoints for the same step
+            result["step"] = asked[source.step_dir]
         results.append(result)
         name = f"{result['algorithm']}_{result['map']}_seed{result['run_seed']}_t{result['t_env']}"
         (out / f"{name}.json").write_text(json.dumps(_jsonable(result), indent=1))

@@ -9,9 +9,9 @@ line instead of mid-run, and `r3dm-epymarl install --check` reports them all.
 | name | what | applied in |
 |---|---|---|
 | run-loop | the host's `run_sequential`, rewritten with hooks (exact resume, SIGTERM, progress) | runs/loop.py |
-| sacred-run-commandline | `sacred.Experiment.run_commandline` wrapped: observers attached to the host's run | experiments/observers.py |
-| sacred-observer-hooks | a file observer's `save_json` made atomic, `heartbeat_event` given copies | experiments/observers.py |
-| sacred-capture-mode | `SETTINGS.CAPTURE_MODE` "fd" -> "sys" inside Slurm jobs | experiments/observers.py |
+| sacred-run-commandline | `sacred.Experiment.run_commandline` wrapped: observers attached to the host's run | hosts/sacred.py |
+| sacred-observer-hooks | a file observer's `save_json` made atomic, `heartbeat_event` given copies | hosts/sacred.py |
+| sacred-capture-mode | `SETTINGS.CAPTURE_MODE` "fd" -> "sys" inside Slurm jobs | hosts/sacred.py |
 | zoo-results-path | `pymarlzooplus.main.get_caller_path` -> the run's base folder | hosts/zoo.py |
 | epymarl-smaclite | a stand-in `smaclite` module where EPyMARL's envs import it and it is not installed | hosts/epymarl.py |
 | host-mixer-registry | `modules.mixers.REGISTRY` created from the hosts' VDN and QMIX mixers | hosts/base.py |
@@ -127,12 +127,12 @@ def _check_run_loop(host=None) -> str | None:
 
 INTERVENTIONS = (
     Intervention("run-loop", "<host>.run.run_sequential", "runs/loop.py", _check_run_loop),
-    Intervention("sacred-run-commandline", "sacred.Experiment.run_commandline", "experiments/observers.py",
+    Intervention("sacred-run-commandline", "sacred.Experiment.run_commandline", "hosts/sacred.py",
                  _check_run_commandline),
     Intervention("sacred-observer-hooks", "FileStorageObserver.save_json / heartbeat_event (per observer)",
-                 "experiments/observers.py", _check_observer_hooks),
+                 "hosts/sacred.py", _check_observer_hooks),
     Intervention("sacred-capture-mode", "sacred.SETTINGS.CAPTURE_MODE (inside Slurm jobs)",
-                 "experiments/observers.py", _check_capture_mode),
+                 "hosts/sacred.py", _check_capture_mode),
     Intervention("zoo-results-path", "pymarlzooplus.main.get_caller_path", "hosts/zoo.py",
                  _check_zoo_results_path, hosts=("pymarlzooplus",)),
     Intervention("epymarl-smaclite", "sys.modules['smaclite'] (a stand-in, when not installed)", "hosts/epymarl.py",

@@ -1,5 +1,5 @@
 """A full disk, met before it costs anything: a checkpoint is not started without room for it (and
-Sacred's JSON files are replaced whole, experiments/observers.py, so a failed write leaves the last
+Sacred's JSON files are replaced whole, hosts/sacred.py, so a failed write leaves the last
 good copy).
 
 Without this, a run whose disk filled up died in a torch.save `iostream error` with six tracebacks, a

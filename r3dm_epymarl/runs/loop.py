@@ -60,16 +60,20 @@ def _say(message: str) -> None:
     print(f"r3dm-epymarl: {message}", file=sys.stderr, flush=True)
 
 
-def install_host_loop(host) -> bool:
-    """Hook the host's `run_sequential` (where a run starts: the launcher, the plug-in's entry point)."""
+def install_host_loop(host, check) -> bool:
+    """Hook the host's `run_sequential` (where a run starts: the launcher, the plug-in's entry point).
+
+    check(args, host_name): the run's checks, made in the hooked loop before the host builds anything
+    (preflight.check_host_run: given by the caller, so this layer imports nothing above it). Returns
+    where a resume loads from (resume_checks.ResumeTarget), or None."""
     try:
         run_module = host.module("run")
     except ModuleNotFoundError:  # a host without a run loop of its own (the tests' registry-only hosts)
         return False
-    return install(run_module, host.name)
+    return install(run_module, host.name, check)
 
 
-def install(run_module, host_name: str) -> bool:
+def install(run_module, host_name: str, check) -> bool:
     """Replace `run_module.run_sequential` by the hooked version of itself (idempotent)."""
     if getattr(run_module, ORIGINAL_NAME, None) is not None:
         return True
@@ -82,7 +86,7 @@ def install(run_module, host_name: str) -> bool:
         _say(f"exact resume is off for this {host_name} version ({exc}); checkpoints hold models only")
         return False
     namespace = run_module.__dict__
-    namespace[HOOKS_NAME] = RunHooks(host_name)
+    namespace[HOOKS_NAME] = RunHooks(host_name, check)
     code = compile(tree, inspect.getsourcefile(original) or "<run_sequential>", "exec")
     exec(code, namespace)  # defines the hooked run_sequential in the host's module, with its globals
     namespace[ORIGINAL_NAME] = original
@@ -92,8 +96,9 @@ def install(run_module, host_name: str) -> bool:
 class RunHooks:
     """What the hooked loop calls. One instance per host module, reset at each `select`."""
 
-    def __init__(self, host_name: str):
+    def __init__(self, host_name: str, check):
         self.host_name = host_name
+        self.check = check  # install_host_loop's `check`
         self.counters: dict | None = None
         self.resumed_from: dict | None = None
         self.selected: tuple[Path, dict] | None = None  # (checkpoint folder, its verified manifest)
@@ -111,7 +116,7 @@ class RunHooks:
         STOP.new_run()
         STOP.save_model = bool(getattr(args, "save_model", False))
         STOP.stop_if_asked()  # a signal while the host started: before it builds anything
-        target = _preflight(args, self.host_name)
+        target = self.check(args, self.host_name)
         self.counters, self.resumed_from, self.selected, self.changes = None, None, None, {}
         self.diverged, self._built, self._last_checkpoint_bytes = LoggedStatsWatch(), None, None
         self.progress = Progress.for_run(args)
@@ -296,23 +301,6 @@ class RunHooks:
                 runner.run(test_mode=True)
         if self.progress:
             self.progress.close(ns["runner"].t_env, ns["logger"])
-
-
-def _preflight(args, host_name: str | None = None):
-    """The launcher's checks, for runs it did not start (a patched `python src/main.py`): before the
-    host builds its env or learner, in one line (no traceback) inside the host's Sacred run.
-    Returns where a resume loads from (resume_checks.ResumeTarget), or None."""
-    from r3dm_epymarl.errors import UserError, for_sacred
-    from r3dm_epymarl.preflight import preflight
-
-    try:
-        if getattr(args, "env", None) == "sc2v2":
-            from r3dm_epymarl.envs.sc2v2 import check_sc2v2
-
-            check_sc2v2()
-        return preflight(vars(args), host_name)
-    except UserError as error:
-        raise for_sacred(error) from None
 
 
 def _sacred_run(logger) -> dict:

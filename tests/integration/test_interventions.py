@@ -71,7 +71,7 @@ def test_an_altered_checkout_is_reported_by_install_check_and_refused_by_run_in_
 def test_a_changed_sacred_run_commandline_stops_the_observer_hook_before_it_is_applied(monkeypatch):
     from sacred import Experiment
 
-    from r3dm_epymarl.experiments import observers
+    from r3dm_epymarl.hosts import sacred as observers
 
     monkeypatch.setattr(Experiment, "run_commandline", lambda self, argv=None, options=None: None)
     monkeypatch.setitem(observers._state, "installed", False)

@@ -76,7 +76,7 @@ def test_mongo_down_says_so_once_and_keeps_the_file_logs(zoo_available, tmp_path
 
 
 def test_mongo_gives_the_same_report_as_the_folders(mongo_server, tmp_path):
-    from r3dm_epymarl.experiments.observers import mongo_observer
+    from r3dm_epymarl.hosts.sacred import mongo_observer
 
     url = f"{mongo_server}/report_known_answer"
     write_sacred_runs(tmp_path / "files", observer=lambda: mongo_observer(url))

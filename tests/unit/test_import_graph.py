@@ -102,3 +102,30 @@ def test_the_walk_sees_a_planted_circle_through_a_function_level_import():
     # and the parser records imports inside functions, relative ones included
     names = module_names()
     assert "r3dm_epymarl.registry" in imports_of("r3dm_epymarl.launcher", names["r3dm_epymarl.launcher"], set(names))
+
+
+# The layers, bottom to top: what a run and an update use (runs/, hosts/, learners/, intrinsic/, ...) must not
+# import the entry points above them (the launcher, the CLI, preflight, the package root) or the experiment
+# tools built on them; the world model does not import its accelerator.
+LOWER = ("runs", "hosts", "world_model", "intrinsic", "learners", "modules", "controllers", "roles", "envs")
+UPPER = {"r3dm_epymarl", "r3dm_epymarl.preflight", "r3dm_epymarl.launcher", "r3dm_epymarl.cli",
+         "r3dm_epymarl.__main__"}
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, targets in sorted(edges.items()):
+        if module.split(".")[1:2] and module.split(".")[1] in LOWER:
+            found += [f"{module} -> {t}" for t in sorted(targets)
+                      if t in UPPER or t.startswith("r3dm_epymarl.experiments")]
+        if module.startswith("r3dm_epymarl.world_model") and not module.startswith("r3dm_epymarl.world_model.accel"):
+            found += [f"{module} -> {t}" for t in sorted(targets) if t.startswith("r3dm_epymarl.world_model.accel")]
+    return found
+
+
+def test_no_import_runs_back_up_the_layers():
+    found = upward_imports(graph())
+    assert not found, "imports back up the layers:\n" + "\n".join(found)
+    # the rule sees the edge this package had (the hooked loop importing preflight)
+    assert upward_imports({"r3dm_epymarl.runs.loop": {"r3dm_epymarl.preflight"}}) == [
+        "r3dm_epymarl.runs.loop -> r3dm_epymarl.preflight"]

@@ -90,7 +90,7 @@ def test_install_refuses_in_one_line_and_keeps_the_hosts_loop(tmp_path, capsys, 
     import altered_run
 
     original = altered_run.run_sequential
-    assert loop.install(altered_run, "fakehost") is False
+    assert loop.install(altered_run, "fakehost", check=lambda args, host: None) is False
     assert altered_run.run_sequential is original
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("r3dm-epymarl: exact resume is off for this fakehost version") and "`continue`" in line

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from r3dm_epymarl.experiments import observers
+from r3dm_epymarl.hosts import sacred as observers
 from tests.helpers import free_port
 
 
@@ -72,7 +72,7 @@ def test_sacreds_json_files_are_replaced_whole(tmp_path, monkeypatch):
     import json as json_module
     from types import SimpleNamespace
 
-    from r3dm_epymarl.experiments import observers
+    from r3dm_epymarl.hosts import sacred as observers
 
     obs = SimpleNamespace(dir=str(tmp_path))
     observers.atomic_save_json(obs, {"status": "RUNNING", "n": 1}, "run.json")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from r3dm_epymarl.errors import ConfigError, UserError
-from r3dm_epymarl.experiments.observers import check_mongo_url
+from r3dm_epymarl.hosts.sacred import check_mongo_url
 from r3dm_epymarl.host_keys import HOST_KEYS, check_host_keys
 from r3dm_epymarl.launcher import check_updates, preflight
 from r3dm_epymarl.runs.checkpoints import MANIFEST
@@ -218,9 +218,10 @@ def test_config_changes_name_the_training_keys_that_differ():
 # --- the patched main.py path: the hooked loop's first statement --------------------------------------------
 
 def test_the_hooked_loop_refuses_before_the_host_builds_anything(tmp_path):
+    from r3dm_epymarl.preflight import check_host_run
     from r3dm_epymarl.runs.loop import RunHooks
 
-    hooks = RunHooks("epymarl")
+    hooks = RunHooks("epymarl", check_host_run)
     with pytest.raises(UserError, match="'t_max' is -5") as error:
         hooks.select(SimpleNamespace(**{**SMAX_3M, "t_max": -5}))
     assert error.value.print_traceback is False  # shaped for Sacred: one line

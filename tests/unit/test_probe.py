@@ -111,3 +111,29 @@ def test_build_samples_aligns_history_role_and_the_next_k_steps():
     later = step > 0
     assert (previous[later].argmax(1) == (step[later] - 1 + who[later]) % 3).all()
     assert sorted(set(samples.episode.tolist())) == [0, 1]
+
+
+def test_checkpoints_probed_for_the_same_step_are_compared_though_their_t_env_differ():
+    """Runs save near, not at, the step asked for (ACORM at 50189, R3DM at 50212 for --steps 50000): the
+    comparison pairs them by the step asked; before, it paired by t_env and printed no comparison."""
+    from r3dm_epymarl.experiments.probe import MEASURES, comparisons
+    from r3dm_epymarl.experiments.probe_fit import Estimate
+
+    def result(algorithm, seed, t_env, value):
+        rng = np.random.default_rng(seed)
+        est = lambda: Estimate(value, value - 0.01, value + 0.01, value + 0.005 * rng.normal(size=200))  # noqa: E731
+        gains = {target: {key: est() for t, key, _ in MEASURES if t == target} for target in ("actions", "obs")}
+        return {"map": "2s3z", "algorithm": algorithm, "run_seed": seed, "t_env": t_env, "step": 50000,
+                "horizons": {1: gains}}
+
+    results = [result("acorm", 1, 50189, 0.02), result("r3dm", 1, 50212, 0.05),
+               result("acorm", 2, 50134, 0.02), result("r3dm", 2, 50199, 0.06)]
+    lines = comparisons(results)
+    assert lines and lines[0].startswith("acorm - r3dm on 2s3z at step 50000 (seeds 1, 2;")
+    assert "r3dm seed 1 t_env=50212" in lines[0]
+    over = [line for line in lines if "over 2 seeds" in line]
+    assert len(over) == len(MEASURES) and all("too few seeds" in line for line in over)
+    assert "mean -0.035" in over[0]  # acorm - r3dm: 0.02 - (0.05 + 0.06) / 2
+    for r in results:  # without the step asked, each t_env stands alone: nothing to compare
+        del r["step"]
+    assert comparisons(results) == []
