@@ -91,12 +91,29 @@ def _check_zoo_results_path(host=None) -> str | None:
 
 
 def _check_smaclite(host=None) -> str | None:
+    """The stand-in is an empty module whose attributes raise ImportError on use: it satisfies a
+    module-level `import smaclite` only. A module-level `from smaclite import X` or `import smaclite.sub`
+    in the host's envs package would fail at import with it, so every env would be lost."""
     if host is None or getattr(host, "name", None) != "epymarl":
         return None
-    envs_init = host.src / "envs" / "__init__.py"
-    if not envs_init.is_file():
-        return f"{envs_init} is gone (EPyMARL's env registry)"
-    return None  # whether envs imports smaclite or not, the stand-in only fills a missing module
+    import ast
+
+    envs = host.src / "envs"
+    if not (envs / "__init__.py").is_file():
+        return f"{envs / '__init__.py'} is gone (EPyMARL's env registry)"
+    for path in sorted(envs.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:  # module level: what runs when the host imports its envs
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "smaclite":
+                return f"envs/{path.name} does `from {node.module} import ...`, which the stand-in cannot provide"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("smaclite."):
+                        return f"envs/{path.name} does `import {alias.name}`, which the stand-in cannot provide"
+    return None
 
 
 def _check_mixers(host=None) -> str | None:
@@ -113,8 +130,17 @@ def _check_mixers(host=None) -> str | None:
 
 
 def _check_excepthook(host=None) -> str | None:
+    """The one-line hook calls the hook it replaces with (type, value, traceback) for any other error."""
     hook = sys.excepthook
-    return None if callable(hook) else "sys.excepthook is not callable"
+    if not callable(hook):
+        return "sys.excepthook is not callable"
+    try:
+        inspect.signature(hook).bind(None, None, None)
+    except TypeError:
+        return f"sys.excepthook ({getattr(hook, '__qualname__', hook)}) does not take (type, value, traceback)"
+    except ValueError:
+        pass  # a builtin without a signature (Python's own hook)
+    return None
 
 
 def _check_run_loop(host=None) -> str | None:

@@ -154,6 +154,9 @@ def print_uncaught_as_one_line() -> None:
     previous = sys.excepthook
     if getattr(previous, "_r3dm_epymarl", False):
         return
+    from r3dm_epymarl.hosts.interventions import require
+
+    require("excepthook")  # the hook it chains to takes (type, value, traceback)
 
     def hook(kind, value, trace):
         if isinstance(value, RunInterrupted):

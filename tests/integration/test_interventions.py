@@ -4,6 +4,7 @@ says so in one line before anything runs (and `install --check` reports it), nev
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,39 @@ def test_a_changed_pymarlzooplus_results_path_hook_is_named(monkeypatch):
         "pymarlzooplus.main.get_caller_path takes (depth), not ()")
     with pytest.raises(UserError, match=r"^r3dm-epymarl cannot apply 'zoo-results-path'"):
         interventions.require("zoo-results-path")
+
+
+@needs_epymarl
+def test_an_envs_package_the_smaclite_stand_in_cannot_satisfy_is_named(tmp_path):
+    """The stand-in fills a module-level `import smaclite` only (upstream's form); a submodule import or
+    a `from smaclite import X` at module level would break every env at import time."""
+    from types import SimpleNamespace
+
+    envs = tmp_path / "src" / "envs"
+    envs.mkdir(parents=True)
+    upstream = Path(EPYMARL_PATH) / "src" / "envs"
+    for name in ("__init__.py", "smaclite_wrapper.py"):
+        (envs / name).write_text((upstream / name).read_text())
+    host = SimpleNamespace(name="epymarl", src=tmp_path / "src")
+    assert interventions.problem("epymarl-smaclite", host) is None
+    wrapper = envs / "smaclite_wrapper.py"
+    wrapper.write_text(wrapper.read_text().replace("import smaclite  # noqa", "from smaclite.env import SMACliteEnv"))
+    assert interventions.problem("epymarl-smaclite", host) == (
+        "envs/smaclite_wrapper.py does `from smaclite.env import ...`, which the stand-in cannot provide")
+    wrapper.write_text("import smaclite.env\n")
+    assert interventions.problem("epymarl-smaclite", host) == (
+        "envs/smaclite_wrapper.py does `import smaclite.env`, which the stand-in cannot provide")
+    (envs / "__init__.py").unlink()
+    assert "is gone" in interventions.problem("epymarl-smaclite", host)
+
+
+def test_a_replaced_excepthook_that_cannot_be_chained_is_named(monkeypatch):
+    import sys
+
+    assert interventions.problem("excepthook") is None  # Python's own, or pytest's
+    monkeypatch.setattr(sys, "excepthook", lambda value: None)
+    assert interventions.problem("excepthook") == (
+        "sys.excepthook (test_a_replaced_excepthook_that_cannot_be_chained_is_named.<locals>.<lambda>) does not "
+        "take (type, value, traceback)")
+    monkeypatch.setattr(sys, "excepthook", None)
+    assert interventions.problem("excepthook") == "sys.excepthook is not callable"
