@@ -286,7 +286,7 @@ def rows_of(result: dict) -> list[dict]:
             for role in ("z", "e"):
                 estimate = gains[target][key.replace("_z", f"_{role}")]
                 rows.append({"algorithm": result["algorithm"], "map": result["map"], "seed": result["run_seed"],
-                             "t_env": result["t_env"], "k": k, "target": target,
+                             "step": step_of(result), "t_env": result["t_env"], "k": k, "target": target,
                              "measure": key.replace("_z", f"_{role}"), "unit": unit, "value": estimate.value,
                              "lo": estimate.lo, "hi": estimate.hi, "episodes": result["episodes"]})
     return rows

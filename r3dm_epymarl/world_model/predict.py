@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch as th
 from torch.nn import functional as F
 
-from r3dm_epymarl.modules.precision import at_least_fp32
+from r3dm_epymarl.modules.precision import at_least_fp32, compute_dtype
 from r3dm_epymarl.world_model.distributions import one_hot_log_prob, symlog
 from r3dm_epymarl.world_model.rssm import imagination_noise
 
@@ -52,18 +52,22 @@ def step_errors(model, deter, stoch, prior, dec_roles, targets, with_logp: bool)
 
 
 def predict(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: int, sample: bool = False,
-            with_logp: bool = True, loops: Loops = PLAIN_LOOPS, noise_dtype: th.dtype | None = None):
+            with_logp: bool = True, loops: Loops = PLAIN_LOOPS):
     """obs [T, M, O], actions [T, M, A], roles [T, M, R] or None per model -> per model (err [k, T-1, M],
     logp [k, T-1, M] or None without `with_logp`). Steps beyond the sequence are computed on zero
-    padding (the caller masks them). sample: sampled latents (published) or modes. noise_dtype: the
-    dtype of the imagination's uniforms (the loops' compute dtype; default obs's)."""
+    padding (the caller masks them). sample: sampled latents (published) or modes.
+
+    The uniforms are drawn in the dtype the loops compute in (autocast's inside an autocast region), as
+    accel/padding_free.py draws them, so both sample the same latents under bf16 too."""
     T, M, _ = obs.shape
     obs_sl = symlog(obs)
     outs = loops.observe(models, obs, actions, roles_list, sample, obs_symlog=obs_sl)
     # j = 1: h'_1 = seq(h_t, s_t, a_t, z_t) is exactly the filtered h_{t+1}; its prior is prior_{t+1}.
     deters = [out["deter"][1:] for out in outs]  # [T-1, M, D]
     priors = [out["prior"][1:] for out in outs]  # [T-1, M, S, C]
-    stochs = [m.latent(p.flatten(-2), sample=sample) for m, p in zip(models, priors)]  # [T-1, M, SC]
+    # j = 1 latents: one uniform per latent of every [T-1, M] slot, model by model, in the prior's dtype
+    stochs = [m.latent(p.flatten(-2), sample, m.filter_noise(T - 1, M, obs.device, p.dtype) if sample else None)
+              for m, p in zip(models, priors)]  # [T-1, M, SC]
     pad = lambda x: th.cat([x, x.new_zeros((k,) + x.shape[1:])], 0)  # [T+k, M, ..]  # noqa: E731
     window = lambda x, j: x[j:j + T - 1]  # rows for t + j, t = 0..T-2  # noqa: E731
     if k > 1:
@@ -79,7 +83,8 @@ def predict(models, obs: th.Tensor, actions: th.Tensor, roles_list, k: int, samp
         acts = th.stack([window(act_p, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, starts, -1)
         zs = [None if r is None else
               th.stack([window(r, j - 1) for j in range(2, k + 1)], 0).reshape(k - 1, starts, -1) for r in roles_p]
-        noise = (imagination_noise(models, k - 1, starts, obs.device, noise_dtype or obs.dtype) if sample else None)
+        dtype = compute_dtype(obs.device.type, actions.dtype)
+        noise = imagination_noise(models, k - 1, starts, obs.device, dtype) if sample else None
         ims = loops.imagine(models, [d.reshape(starts, -1) for d in deters], [s.reshape(starts, -1) for s in stochs],
                             acts, zs, sample, noise=noise)
     results = []

@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch as th
 from torch.nn import functional as F
 
+from r3dm_epymarl.modules.precision import compute_dtype
 from r3dm_epymarl.world_model.accel.kernels import (
-    check_compatible, compute_dtype, draw, in_autocast_dtype, norm_affine, one_hot_into, one_hot_matmul,
+    check_compatible, draw, in_autocast_dtype, norm_affine, one_hot_into, one_hot_matmul,
     stacked_prior_weights, stacked_scan_weights,
 )
 from r3dm_epymarl.world_model.rssm import imagination_noise

@@ -19,11 +19,6 @@ def in_autocast_dtype(device_type: str, *tensors: th.Tensor) -> tuple[th.Tensor,
     return tuple(x.to(dtype) for x in tensors)
 
 
-def compute_dtype(device_type: str, dtype: th.dtype) -> th.dtype:
-    """The dtype a fused loop computes in: autocast's inside an autocast region, else `dtype`."""
-    return th.get_autocast_dtype(device_type) if th.is_autocast_enabled(device_type) else dtype
-
-
 def check_compatible(models) -> None:
     if any(m.sizes() != models[0].sizes() for m in models[1:]):
         raise ValueError("the accelerated world-model loops run models of the same sizes, unimix and epsilons "

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch as th
 
+from r3dm_epymarl.modules.precision import compute_dtype
 from r3dm_epymarl.modules.sync import host_side
 from r3dm_epymarl.world_model.accel.imagine import imagine_many
-from r3dm_epymarl.world_model.accel.kernels import compute_dtype
 from r3dm_epymarl.world_model.accel.packing import Packing, to_device
 from r3dm_epymarl.world_model.accel.scan import observe_many
 from r3dm_epymarl.world_model.distributions import symlog
