@@ -30,13 +30,13 @@ def at_least_fp32(x: th.Tensor) -> th.Tensor:
     return x if x.dtype in (th.float32, th.float64) or not x.is_floating_point() else x.float()
 
 
-@lru_cache(maxsize=None)
 def compute_dtype(device_type: str, dtype: th.dtype) -> th.dtype:
     """The dtype a loop that casts its inputs once computes in: autocast's inside an autocast region,
     else `dtype` (the world models draw their uniforms in it, so every path draws the same numbers)."""
     return th.get_autocast_dtype(device_type) if th.is_autocast_enabled(device_type) else dtype
 
 
+@lru_cache(maxsize=None)
 def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo") as f:

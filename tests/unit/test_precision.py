@@ -176,3 +176,15 @@ def test_bf16_without_native_support_warns_once(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
     with precision.autocast("fp32", "cpu"):
         assert not th.is_autocast_enabled("cpu")
+
+
+def test_the_world_models_compute_dtype_follows_the_autocast_region_each_call():
+    """Read afresh on every call: a bf16 update must not leave the next fp32 one drawing its uniforms in
+    bf16 (a cached answer would, and its latents would differ from the padding-free path's)."""
+    from r3dm_epymarl.modules.precision import compute_dtype
+
+    assert compute_dtype("cpu", th.float32) is th.float32
+    with th.autocast("cpu", dtype=th.bfloat16):
+        assert compute_dtype("cpu", th.float32) is th.bfloat16
+    assert compute_dtype("cpu", th.float32) is th.float32
+    assert compute_dtype("cpu", th.float64) is th.float64
