@@ -422,18 +422,17 @@ def main(args) -> int:
     # Resolve every checkpoint first: a typo in the third path is found before the first roll-out.
     from r3dm_epymarl.experiments.roles_source import find_source
 
-    sources, asked = {}, {}
+    sources = {}  # checkpoint folder -> (its source, the --steps value it was found for)
     for path in args.paths:
         for step in args.steps or [None]:
             source = find_source(Path(path), None, step)
-            sources[source.step_dir] = source  # two --steps nearest to one checkpoint: probed once
-            asked.setdefault(source.step_dir, step)
+            sources.setdefault(source.step_dir, (source, step))  # two --steps nearest to one checkpoint: once
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for source in sources.values():
+    for source, step in sources.values():
         result = dict(cached_analysis(source, out, args))
-        if asked[source.step_dir] is not None:  # compared with other runs' checkpoints for the same step
-            result["step"] = asked[source.step_dir]
+        if step is not None:  # compared with other runs' checkpoints for the same step
+            result["step"] = step
         results.append(result)
         name = f"{result['algorithm']}_{result['map']}_seed{result['run_seed']}_t{result['t_env']}"
         (out / f"{name}.json").write_text(json.dumps(_jsonable(result), indent=1))

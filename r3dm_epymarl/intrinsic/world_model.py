@@ -31,7 +31,7 @@ from r3dm_epymarl.intrinsic.policy_kl import BETA1
 from r3dm_epymarl.modules.sync import host_read
 from r3dm_epymarl.modules.optim import adam
 from r3dm_epymarl.world_model import accel
-from r3dm_epymarl.world_model.predict import PLAIN_LOOPS, predict
+from r3dm_epymarl.world_model.predict import PLAIN_LOOPS, predict as predict_k_steps
 from r3dm_epymarl.world_model.rssm import RSSM
 
 LOSS_NAMES = ("recon", "dyn", "rep")
@@ -159,8 +159,7 @@ class WorldModelReward(IntrinsicTerm):
         valid = None if packing is not None else observed(ctx.batch).t().unsqueeze(-1).expand(T, B, N).reshape(T, B * N)
         if not self.fused:
             return self.model.loss(obs, actions, None, valid), self.role_model.loss(obs, actions, z, valid)
-        agnostic, role = accel.loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing)
-        return agnostic, role
+        return tuple(accel.loss_many([self.model, self.role_model], obs, actions, [None, z], valid, packing=packing))
 
     def _packing(self, ctx: UpdateContext) -> accel.Packing | None:
         """The valid rows of this update's agent streams (the accelerator with wm_skip_padding), or None
@@ -232,10 +231,10 @@ class WorldModelReward(IntrinsicTerm):
         (err [k, T-1, M], logp [k, T-1, M] or None), through the configured path: the accelerator
         (padding-free with `packing`) or each model's plain recurrence."""
         if not self.fused:
-            return predict(models, obs, actions, roles_list, self.horizon, sample, with_logp, PLAIN_LOOPS)
+            return predict_k_steps(models, obs, actions, roles_list, self.horizon, sample, with_logp, PLAIN_LOOPS)
         if packing is not None:
             return accel.predict_packed(models, obs, actions, roles_list, self.horizon, packing, sample, with_logp)
-        return predict(models, obs, actions, roles_list, self.horizon, sample, with_logp, accel.FUSED_LOOPS)
+        return predict_k_steps(models, obs, actions, roles_list, self.horizon, sample, with_logp, accel.FUSED_LOOPS)
 
     def reward(self, ctx: UpdateContext) -> th.Tensor:
         """[B, T-1, 1] r_obs + r_lat from the target models; sets reward_parts."""
